@@ -1,0 +1,253 @@
+// Package storage holds authd's records, the sentinel errors every backend
+// returns, and the small interfaces the layers above use. Backends live in
+// subpackages (postgres, sqlite, redis) and all pass storage/storagetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound: no row matched (also returned by conditional writes that changed nothing).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: a unique constraint was violated (username, email, client id, key id...).
+	ErrConflict = errors.New("storage: conflict")
+	// ErrSerialization: the database aborted the transaction because of a concurrent one
+	// (PostgreSQL 40001/40P01, SQLite busy); the caller may retry.
+	ErrSerialization = errors.New("storage: serialization failure")
+)
+
+// Role names carried in tokens.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// User is an account that can sign in with a password.
+type User struct {
+	ID           string // opaque, stable; the "sub" of the user's tokens
+	Username     string // lowercased
+	Email        string // as given; unique case-insensitively
+	PasswordHash string // PHC string (argon2id) or an imported bcrypt hash
+	Roles        []string
+	Disabled     bool
+	FailedLogins int       // consecutive failed logins since the last success
+	LockedUntil  time.Time // zero when not locked
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Client is a registered OAuth 2.0 client.
+type Client struct {
+	ID         string
+	Name       string
+	SecretHash []byte // keyed hash of the secret; empty for public clients
+	Public     bool   // token_endpoint_auth_method "none"
+	GrantTypes []string
+	Scopes     []string
+	Audience   []string
+	Introspect bool // may introspect any token (a resource server)
+	CreatedAt  time.Time
+}
+
+// RefreshToken is one link of a refresh-token family. Only a hash of the
+// token's signature is stored.
+type RefreshToken struct {
+	SignatureHash string // primary key
+	FamilyID      string // the id of the first request; every rotation keeps it
+	ClientID      string
+	Subject       string
+	Active        bool   // false once rotated or revoked
+	Request       []byte // serialised request and session, owned by server/oauth
+	RequestedAt   time.Time
+	ExpiresAt     time.Time
+}
+
+// KeyState is where a signing key is in its life.
+type KeyState string
+
+// Key states: next is published before use, current signs, retired is only
+// published until every token it signed has expired.
+const (
+	KeyNext    KeyState = "next"
+	KeyCurrent KeyState = "current"
+	KeyRetired KeyState = "retired"
+)
+
+// SigningKey is a token signing key. The private part is encrypted by keys/.
+type SigningKey struct {
+	ID          string // kid
+	Alg         string // ES256, RS256, EdDSA
+	State       KeyState
+	PrivateKey  []byte // encrypted, opaque to storage
+	PublicKey   []byte // public JWK JSON
+	CreatedAt   time.Time
+	ActivatedAt time.Time // when it became current; zero before
+	RetiredAt   time.Time // when it stopped signing; zero before
+	ExpiresAt   time.Time // retired keys may be dropped after this; zero otherwise
+}
+
+// RevocationKind tells what a denylist entry names.
+type RevocationKind string
+
+// Revocation kinds.
+const (
+	RevokedJTI    RevocationKind = "jti"    // one access token
+	RevokedFamily RevocationKind = "family" // every access token issued from a refresh family
+)
+
+// Revocation is a denylist entry; it is kept until ExpiresAt, after which every
+// token it names has expired anyway.
+type Revocation struct {
+	Kind      RevocationKind
+	Value     string
+	ExpiresAt time.Time
+}
+
+// AuditEntry is one line of the audit trail.
+type AuditEntry struct {
+	ID       int64 // assigned by the store
+	Time     time.Time
+	Type     string // event type, e.g. auth.login.failed
+	UserID   string
+	ClientID string
+	IP       string
+	Data     []byte // JSON object, never secrets
+}
+
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	UserID string
+	Type   string
+	Since  time.Time
+	Limit  int
+}
+
+// OutboxEvent is a security event waiting to be published.
+type OutboxEvent struct {
+	ID        string // event id (unique)
+	Type      string
+	Key       string // partition key (user id)
+	Payload   []byte // JSON body as published
+	CreatedAt time.Time
+	SentAt    time.Time // zero while pending
+}
+
+// Users stores accounts.
+type Users interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByLogin finds a user by username or email, case-insensitively.
+	GetUserByLogin(ctx context.Context, login string) (User, error)
+	// UpdateUser reads the user, applies fn and writes the result in one
+	// transaction with the row locked, so concurrent updates never lose one.
+	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
+	DeleteUser(ctx context.Context, id string) error
+	// ListUsers pages through users ordered by id; Query matches a substring
+	// of username or email, case-insensitively.
+	ListUsers(ctx context.Context, q UserQuery) (users []User, next string, err error)
+}
+
+// UserQuery selects a page of users.
+type UserQuery struct {
+	Query  string
+	Cursor string // the next value of the previous page; empty for the first
+	Limit  int
+}
+
+// Clients stores OAuth clients.
+type Clients interface {
+	CreateClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient reads, applies fn and writes in one transaction.
+	UpdateClient(ctx context.Context, id string, fn func(*Client) error) (Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// RefreshTokens stores refresh-token families.
+type RefreshTokens interface {
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// GetRefreshToken returns the token whatever its state; callers check Active.
+	GetRefreshToken(ctx context.Context, signatureHash string) (RefreshToken, error)
+	// RotateRefreshToken deactivates the token only if it is still active; it
+	// returns ErrNotFound when it changed nothing (someone else rotated it).
+	RotateRefreshToken(ctx context.Context, signatureHash string) error
+	DeleteRefreshToken(ctx context.Context, signatureHash string) error
+	// RevokeRefreshFamily deactivates every token of the family.
+	RevokeRefreshFamily(ctx context.Context, familyID string) error
+	// RevokeSubjectRefreshTokens deactivates every active token of subject,
+	// except those of exceptFamily (may be empty), and returns the families it touched.
+	RevokeSubjectRefreshTokens(ctx context.Context, subject, exceptFamily string) ([]string, error)
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	ListKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateKeys replaces the key set with fn's result in one transaction that
+	// only one caller (across replicas) runs at a time.
+	UpdateKeys(ctx context.Context, fn func(old []SigningKey) ([]SigningKey, error)) error
+}
+
+// Denylist records early revocations of access tokens.
+type Denylist interface {
+	Revoke(ctx context.Context, entries ...Revocation) error
+	// IsRevoked reports whether the jti or the family (either may be empty) is denylisted.
+	IsRevoked(ctx context.Context, jti, family string) (bool, error)
+}
+
+// Audit is the append-only audit trail.
+type Audit interface {
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+}
+
+// Outbox holds events until the relay has published them.
+type Outbox interface {
+	AppendOutbox(ctx context.Context, e OutboxEvent) error
+	PendingOutbox(ctx context.Context, limit int) ([]OutboxEvent, error)
+	MarkOutboxSent(ctx context.Context, ids []string, at time.Time) error
+}
+
+// Transactor runs work in one database transaction. Every store method picks
+// the transaction up from the context it is given.
+type Transactor interface {
+	// InTx runs fn in a transaction, committing when it returns nil. Inside an
+	// existing transaction it just runs fn.
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	// BeginTx, Commit and Rollback are the explicit form fosite uses.
+	BeginTx(ctx context.Context) (context.Context, error)
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// Store is everything a SQL backend provides.
+type Store interface {
+	Users
+	Clients
+	RefreshTokens
+	Keys
+	Denylist
+	Audit
+	Outbox
+	Transactor
+	// ActiveRevocations lists denylist entries not yet expired (to warm a cache).
+	ActiveRevocations(ctx context.Context, now time.Time) ([]Revocation, error)
+	// Purge deletes expired refresh tokens, denylist entries and dropped keys.
+	Purge(ctx context.Context, now time.Time) (int64, error)
+	Migrate(ctx context.Context) error
+	MigrationStatus(ctx context.Context) ([]MigrationState, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// MigrationState reports one migration.
+type MigrationState struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+}
