@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/authd/authd/config"
+	"github.com/authd/authd/events"
+	"github.com/authd/authd/identity"
+	"github.com/authd/authd/keys"
+	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/postgres"
+	"github.com/authd/authd/storage/redis"
+	"github.com/authd/authd/storage/sqlite"
+)
+
+// devSecret returns the dev-mode secret kept in dataDir, creating it once.
+func devSecret(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= config.MinSecretLen {
+			return s, nil
+		}
+		return "", fmt.Errorf("dev secret in %s is too short; delete it to regenerate", path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read dev secret: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data folder: %w", err)
+	}
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	s := hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // another process created it first
+		return devSecret(dataDir)
+	} else if err != nil {
+		return "", fmt.Errorf("create dev secret: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write dev secret: %w", err)
+	}
+	return s, f.Close()
+}
+
+// openStore opens the SQL store named by the database URL.
+func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
+	if p, ok := cfg.SQLitePath(); ok {
+		return sqlite.New(ctx, p)
+	}
+	return postgres.New(ctx, cfg.DatabaseURL)
+}
+
+func newLogger(cfg config.Config, w *os.File) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+}
+
+func secretBytes(cfg config.Config) (current []byte, old [][]byte) {
+	for _, s := range cfg.SecretOld {
+		old = append(old, []byte(s))
+	}
+	return []byte(cfg.Secret), old
+}
+
+// deps are the wired layers every command may need.
+type deps struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    storage.Store
+	redis    *goredis.Client // nil without AUTHD_REDIS_URL
+	denylist storage.Denylist
+	keys     *keys.Manager
+	hasher   *oauth.SecretHasher
+	recorder *events.Recorder
+	identity *identity.Service
+}
+
+// open wires the store (migrating it when migrate is set), keys, hashing and
+// identity. Close releases what it opened.
+func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*deps, error) {
+	d := &deps{cfg: cfg, log: log}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	d.store = st
+	if migrate {
+		if err := st.Migrate(ctx); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	secret, old := secretBytes(cfg)
+	d.keys, err = keys.NewManager(ctx, st, keys.Options{
+		Alg: cfg.SigningAlg, Secret: secret, OldSecrets: old, TokenTTL: cfg.AccessTokenTTL,
+		ReloadInterval: 30 * time.Second, Logger: log,
+	})
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	if d.hasher, err = oauth.NewSecretHasher(secret, old...); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.denylist = st
+	if cfg.RedisURL != "" {
+		opts, err := goredis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("redis url: invalid")
+		}
+		d.redis = goredis.NewClient(opts)
+		d.denylist = redis.New(d.redis, "authd:", st, redis.WithLogger(log))
+	}
+	d.recorder = events.NewRecorder(st, nil)
+	d.identity = identity.NewService(st, d.recorder, identity.Options{
+		LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration, Logger: log,
+	})
+	return d, nil
+}
+
+// Close releases the store and Redis client.
+func (d *deps) Close() {
+	if d.redis != nil {
+		_ = d.redis.Close()
+	}
+	if d.store != nil {
+		_ = d.store.Close()
+	}
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authd/authd/identity"
+	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/storage"
+)
+
+// withDeps loads the configuration, opens the store (migrating when asked)
+// and runs fn. CLI verbs log warnings only, to stderr.
+func (e *env) withDeps(ctx context.Context, migrate bool, fn func(d *deps) error) error {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := open(ctx, cfg, log, migrate)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(d)
+}
+
+func (e *env) migrateCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "migrate", Short: "schema migrations (embedded in the binary)"}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "up", Short: "apply pending migrations", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				cfg, err := e.loadConfig()
+				if err != nil {
+					return err
+				}
+				st, err := openStore(cmd.Context(), cfg)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				if err := st.Migrate(cmd.Context()); err != nil {
+					return err
+				}
+				return printStatus(cmd.Context(), e.stdout, st)
+			},
+		},
+		&cobra.Command{
+			Use: "status", Short: "list migrations and whether each is applied", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				cfg, err := e.loadConfig()
+				if err != nil {
+					return err
+				}
+				st, err := openStore(cmd.Context(), cfg)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				return printStatus(cmd.Context(), e.stdout, st)
+			},
+		},
+	)
+	return cmd
+}
+
+func printStatus(ctx context.Context, w io.Writer, st storage.Store) error {
+	ms, err := st.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tNAME\tSTATE\tAPPLIED AT")
+	for _, m := range ms {
+		state, at := "pending", ""
+		if m.Applied {
+			state = "applied"
+			if !m.AppliedAt.IsZero() {
+				at = m.AppliedAt.UTC().Format(time.RFC3339)
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Version, m.Name, state, at)
+	}
+	return tw.Flush()
+}
+
+// clientJSON is how the CLI prints a client; the secret appears only at creation.
+type clientJSON struct {
+	ID         string    `json:"client_id"`
+	Secret     string    `json:"client_secret,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	Public     bool      `json:"public"`
+	AuthMethod string    `json:"token_endpoint_auth_method"`
+	GrantTypes []string  `json:"grant_types"`
+	Scopes     []string  `json:"scopes"`
+	Audience   []string  `json:"audience"`
+	Introspect bool      `json:"introspect"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+}
+
+func toClientJSON(c storage.Client, secret string) clientJSON {
+	m := "client_secret_basic"
+	if c.Public {
+		m = "none"
+	}
+	nz := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return clientJSON{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
+		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect, CreatedAt: c.CreatedAt}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func splitFields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+func (e *env) clientsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "clients", Short: "OAuth clients"}
+	var spec oauth.ClientSpec
+	var grants, scopes, audience string
+	create := &cobra.Command{
+		Use: "create", Short: "register a client; prints it as JSON, the secret only here", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec.GrantTypes, spec.Scopes, spec.Audience = splitFields(grants), splitFields(scopes), splitFields(audience)
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				c, secret, err := d.hasher.NewClient(cmd.Context(), spec)
+				if err != nil {
+					return err
+				}
+				if err := d.store.CreateClient(cmd.Context(), c); errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("client %q already exists", c.ID)
+				} else if err != nil {
+					return err
+				}
+				c, err = d.store.GetClient(cmd.Context(), c.ID)
+				if err != nil {
+					return err
+				}
+				return printJSON(e.stdout, toClientJSON(c, secret))
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&spec.ID, "id", "", "client id (required)")
+	f.StringVar(&spec.Secret, "secret", "", "client secret (>= 32 characters); generated when empty")
+	f.BoolVar(&spec.Public, "public", false, "a public client (token_endpoint_auth_method none), no secret")
+	f.StringVar(&grants, "grant-types", "client_credentials", "comma-separated: password, refresh_token, client_credentials")
+	f.StringVar(&scopes, "scopes", "", "space- or comma-separated scopes the client may request")
+	f.StringVar(&audience, "audience", "", "comma-separated audiences the client may request")
+	f.BoolVar(&spec.Introspect, "introspect", false, "may introspect any token (a resource server)")
+	f.StringVar(&spec.Name, "name", "", "display name")
+	_ = create.MarkFlagRequired("id")
+	create.MarkFlagsMutuallyExclusive("secret", "public")
+
+	list := &cobra.Command{
+		Use: "list", Short: "list clients as JSON", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				cs, err := d.store.ListClients(cmd.Context())
+				if err != nil {
+					return err
+				}
+				out := make([]clientJSON, 0, len(cs))
+				for _, c := range cs {
+					out = append(out, toClientJSON(c, ""))
+				}
+				return printJSON(e.stdout, out)
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use: "delete ID", Short: "delete a client", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				if err := d.store.DeleteClient(cmd.Context(), args[0]); errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("client %q not found", args[0])
+				} else if err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(e.stdout, "deleted client %s\n", args[0])
+				return err
+			})
+		},
+	}
+	cmd.AddCommand(create, list, del)
+	return cmd
+}
+
+func (e *env) usersCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "user accounts"}
+	var nu identity.NewUser
+	var passwordStdin bool
+	create := &cobra.Command{
+		Use: "create", Short: "create a user; the password is read from stdin", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !passwordStdin {
+				return errors.New("--password-stdin is required: passwords are never taken as arguments")
+			}
+			line, err := bufio.NewReader(io.LimitReader(e.stdin, 4<<10)).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read password: %w", err)
+			}
+			nu.Password = strings.TrimRight(line, "\r\n")
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				u, err := d.identity.CreateUser(cmd.Context(), nu, identity.Meta{})
+				if errors.Is(err, storage.ErrConflict) {
+					return errors.New("username or email already taken")
+				} else if err != nil {
+					return err
+				}
+				return printJSON(e.stdout, map[string]any{
+					"id": u.ID, "username": u.Username, "email": u.Email, "roles": u.Roles, "created_at": u.CreatedAt,
+				})
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&nu.Username, "username", "", "username (3-64 of a-z 0-9 . _ -)")
+	f.StringVar(&nu.Email, "email", "", "email address")
+	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	f.StringArrayVar(&nu.Roles, "role", nil, "extra role (repeatable); every user has 'user'")
+	_ = create.MarkFlagRequired("username")
+	_ = create.MarkFlagRequired("email")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func (e *env) keysCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "token signing keys"}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "list", Short: "list signing keys (no private material)", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return e.withDeps(cmd.Context(), false, func(d *deps) error {
+					ks, err := d.keys.Keys(cmd.Context())
+					if err != nil {
+						return err
+					}
+					return printJSON(e.stdout, ks)
+				})
+			},
+		},
+		&cobra.Command{
+			Use: "rotate", Short: "next key becomes current, current is retired (still published), a new next is made", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return e.withDeps(cmd.Context(), false, func(d *deps) error {
+					k, err := d.keys.Rotate(cmd.Context())
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(e.stdout, "rotated: current key is %s (%s)\n", k.ID, k.Alg)
+					return err
+				})
+			},
+		},
+	)
+	return cmd
+}

@@ -1,0 +1,98 @@
+// Command authd is the authorization server and its operator CLI. It is the
+// only place that reads configuration and wires concrete backends together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authd/authd/config"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand(os.Stdin, os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ce *cliError
+		if !errors.As(err, &ce) || !ce.printed {
+			fmt.Fprintln(os.Stderr, "authd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// cliError marks an error already reported to the user.
+type cliError struct {
+	err     error
+	printed bool
+}
+
+func (e *cliError) Error() string { return e.err.Error() }
+func (e *cliError) Unwrap() error { return e.err }
+
+// env is what every command reads: the process's streams and environment.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+	root           *cobra.Command
+}
+
+func newRootCommand(stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "authd",
+		Short:         "authd: an OAuth 2.0 authorization server",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	config.Register(root.PersistentFlags())
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, root: root}
+	root.AddCommand(
+		e.serveCommand(),
+		e.migrateCommand(),
+		e.clientsCommand(),
+		e.usersCommand(),
+		e.keysCommand(),
+		&cobra.Command{
+			Use: "version", Short: "print the version", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "authd", version)
+				return err
+			},
+		},
+	)
+	return root
+}
+
+// loadConfig reads flags > env > YAML and validates the result.
+func (e *env) loadConfig() (config.Config, error) {
+	cfg, err := config.Load(e.root.PersistentFlags(), e.lookupEnv)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Dev && cfg.Secret == "" {
+		s, err := devSecret(cfg.DataDir)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Secret = s
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authd/authd/config"
+	"github.com/authd/authd/identity"
+	"github.com/authd/authd/server"
+	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/storage"
+)
+
+func (e *env) serveCommand() *cobra.Command {
+	var noMigrate bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the authorization server (applies pending migrations first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			return e.serve(cmd.Context(), cfg, !noMigrate)
+		},
+	}
+	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start-up")
+	return cmd
+}
+
+func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error {
+	start := time.Now()
+	log := newLogger(cfg, os.Stderr)
+	d, err := open(ctx, cfg, log, migrate)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	go d.keys.Run(ctx)
+
+	secret, old := secretBytes(cfg)
+	provider, err := oauth.New(oauth.Options{
+		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
+		RefreshFamilyTTL: cfg.RefreshFamilyTTL, Secret: secret, OldSecrets: old,
+		Store: d.store, Denylist: d.denylist, Signer: d.keys, Auth: d.identity, Recorder: d.recorder,
+		Hasher: d.hasher, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	checks := []server.Check{{Name: "store", Required: true, Probe: d.store.Ping}}
+	if d.redis != nil {
+		checks = append(checks, server.Check{Name: "redis", Probe: func(ctx context.Context) error { return d.redis.Ping(ctx).Err() }})
+	}
+	srv, err := server.New(server.Config{
+		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Users: d.store, Checks: checks, Logger: log,
+		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Dev {
+		if err := e.bootstrapDev(ctx, d); err != nil {
+			return err
+		}
+	}
+	go purgeLoop(ctx, d.store, log)
+
+	if cfg.PprofAddr != "" {
+		go servePprof(ctx, cfg.PprofAddr, log)
+	}
+
+	hs := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           srv,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.TLS() {
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLS() {
+			errc <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	log.Info("authd ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(), "tls", cfg.TLS(),
+		"dev", cfg.Dev, "version", version, "startup", time.Since(start))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// purgeLoop deletes expired refresh tokens, denylist entries and dropped keys hourly.
+func purgeLoop(ctx context.Context, st storage.Store, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := st.Purge(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			log.Warn("purge failed", "error", err)
+		} else if n > 0 {
+			log.Info("purged expired rows", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func servePprof(ctx context.Context, addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = hs.Close() }()
+	log.Info("pprof listening", "addr", addr)
+	if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("pprof stopped", "error", err)
+	}
+}
+
+// devCredentials is what dev mode bootstraps and keeps in the data folder so
+// that every `make run` prints the same working client and user.
+type devCredentials struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Username     string `json:"username"`
+	Password     string `json:"password"`
+}
+
+// bootstrapDev creates the dev client and user once and prints how to sign in.
+// It is only reached in dev mode; it prints to the terminal, not to the log.
+func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
+	path := filepath.Join(d.cfg.DataDir, "dev-credentials.json")
+	var dc devCredentials
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &dc); err != nil {
+			return fmt.Errorf("dev credentials in %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		dc = devCredentials{ClientID: "dev-client", ClientSecret: oauth.GenerateSecret(), Username: "dev", Password: oauth.GenerateSecret()[:24]}
+	default:
+		return fmt.Errorf("read dev credentials: %w", err)
+	}
+	if _, err := d.store.GetClient(ctx, dc.ClientID); errors.Is(err, storage.ErrNotFound) {
+		c, _, err := d.hasher.NewClient(ctx, oauth.ClientSpec{
+			ID: dc.ClientID, Name: "dev client", Secret: dc.ClientSecret, Introspect: true,
+			GrantTypes: oauth.SupportedGrantTypes(), Scopes: []string{"openid", "profile", "email", "offline_access"},
+		})
+		if err != nil {
+			return err
+		}
+		if err := d.store.CreateClient(ctx, c); err != nil && !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("create dev client: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("dev client: %w", err)
+	}
+	if _, err := d.store.GetUserByLogin(ctx, dc.Username); errors.Is(err, storage.ErrNotFound) {
+		if _, err := d.identity.CreateUser(ctx, identity.NewUser{Username: dc.Username, Email: dc.Username + "@example.com", Password: dc.Password, Roles: []string{"admin"}}, identity.Meta{}); err != nil && !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("create dev user: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("dev user: %w", err)
+	}
+	out, _ := json.MarshalIndent(dc, "", "  ")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		return fmt.Errorf("write dev credentials: %w", err)
+	}
+	fmt.Fprintf(e.stderr, `
+authd dev mode — not for production
+  issuer:        %[1]s
+  dev client:    %[2]s / %[3]s
+  dev user:      %[4]s / %[5]s  (roles user, admin)
+  kept in:       %[6]s
+sign in:
+  curl -s -u '%[2]s:%[3]s' -d grant_type=password -d username=%[4]s -d password='%[5]s' %[1]s/oauth2/token
+
+`, d.cfg.Issuer, dc.ClientID, dc.ClientSecret, dc.Username, dc.Password, path)
+	return nil
+}

@@ -1,0 +1,347 @@
+// Package config holds authd's configuration: the Config struct, its
+// defaults, the command-line flags every CLI verb shares, Load (flags, then
+// AUTHD_* environment variables, then an optional YAML file, then defaults)
+// and Validate, which lists every problem at once.
+//
+// Each setting has one name in three spellings: the YAML key http_addr, the
+// flag --http-addr and the environment variable AUTHD_HTTP_ADDR.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts the name of every environment variable authd reads.
+const EnvPrefix = "AUTHD_"
+
+// ConfigFlag is the flag (and, as AUTHD_CONFIG, the variable) naming the YAML file.
+const ConfigFlag = "config"
+
+// MinSecretLen is the shortest AUTHD_SECRET accepted, in bytes.
+const MinSecretLen = 32
+
+// Signing algorithms authd can use.
+const (
+	AlgES256 = "ES256"
+	AlgRS256 = "RS256"
+	AlgEdDSA = "EdDSA"
+)
+
+// Config is authd's configuration. Secret and SecretOld are secrets: String,
+// GoString and LogValue never show them, nor the password of a database or
+// Redis URL.
+type Config struct {
+	Issuer       string   // iss of every token, base of every metadata URL
+	HTTPAddr     string   // listen address
+	DatabaseURL  string   // postgres://..., postgresql://... or sqlite://PATH
+	RedisURL     string   // redis://... or rediss://...; empty keeps denylist and throttling in SQL / in process
+	KafkaBrokers []string // empty keeps events in the outbox and the log only
+	DataDir      string   // where dev mode keeps its generated secret
+
+	TLSCert               string // PEM certificate file; with TLSKey, serve HTTPS
+	TLSKey                string // PEM private key file
+	TLSTerminatedUpstream bool   // a proxy in front terminates TLS; serve plain HTTP
+	Dev                   bool   // plain HTTP allowed, secret generated
+
+	Secret     string   // >= 32 bytes: refresh-token HMAC key and key-encryption key
+	SecretOld  []string // earlier secrets, still verifying during a rotation
+	SigningAlg string   // ES256, RS256 or EdDSA
+
+	AccessTokenTTL   time.Duration
+	RefreshTokenTTL  time.Duration // lifetime of one refresh token
+	RefreshFamilyTTL time.Duration // absolute lifetime of a refresh family, however often it rotates
+
+	LockoutThreshold     int           // consecutive failed logins before a lock; 0 turns lockout off
+	LockoutDuration      time.Duration // how long a lock lasts
+	RateLimitTokenPerMin int           // per client IP on the token and signup endpoints; 0 turns it off
+
+	ShutdownTimeout   time.Duration // how long serve waits for in-flight requests on SIGTERM
+	ReadHeaderTimeout time.Duration // http.Server.ReadHeaderTimeout
+
+	PprofAddr string // listen address of net/http/pprof; empty turns it off
+	LogLevel  string // debug, info, warn or error
+}
+
+// Defaults returns the configuration authd uses when nothing is set.
+func Defaults() Config {
+	return Config{
+		Issuer:               "http://localhost:8080",
+		HTTPAddr:             ":8080",
+		DatabaseURL:          "sqlite://./data/authd.db",
+		DataDir:              "./data",
+		SigningAlg:           AlgES256,
+		AccessTokenTTL:       15 * time.Minute,
+		RefreshTokenTTL:      720 * time.Hour,
+		RefreshFamilyTTL:     2160 * time.Hour,
+		LockoutThreshold:     5,
+		LockoutDuration:      15 * time.Minute,
+		RateLimitTokenPerMin: 60,
+		ShutdownTimeout:      15 * time.Second,
+		ReadHeaderTimeout:    10 * time.Second,
+		LogLevel:             "info",
+	}
+}
+
+// SQLitePath returns PATH when DatabaseURL is sqlite://PATH.
+func (c Config) SQLitePath() (string, bool) {
+	p, ok := strings.CutPrefix(c.DatabaseURL, "sqlite://")
+	if !ok || p == "" {
+		return "", false
+	}
+	return p, true
+}
+
+// TLS reports whether serve should terminate TLS itself.
+func (c Config) TLS() bool { return c.TLSCert != "" && c.TLSKey != "" }
+
+// Secrets returns the current secret followed by the old ones.
+func (c Config) Secrets() []string {
+	out := make([]string, 0, 1+len(c.SecretOld))
+	if c.Secret != "" {
+		out = append(out, c.Secret)
+	}
+	return append(out, c.SecretOld...)
+}
+
+// SlogLevel returns LogLevel as a slog.Level (info when it does not parse;
+// Validate reports that case).
+func (c Config) SlogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// Validate checks c and returns one error that lists every problem found
+// (errors.Join), or nil. Messages never contain a secret.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", env, fmt.Sprintf(format, args...)))
+	}
+
+	// Issuer.
+	if u, err := url.Parse(c.Issuer); err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		bad("AUTHD_ISSUER", "must be an absolute http(s) URL, got %q", c.Issuer)
+	} else {
+		switch {
+		case u.Scheme != "https" && u.Scheme != "http":
+			bad("AUTHD_ISSUER", "scheme must be https (or http in dev), got %q", u.Scheme)
+		case u.Scheme == "http" && !c.Dev:
+			bad("AUTHD_ISSUER", "must be https outside dev mode (AUTHD_DEV=true allows http)")
+		}
+		if u.User != nil {
+			bad("AUTHD_ISSUER", "must not carry user information")
+		}
+		if u.RawQuery != "" || u.ForceQuery {
+			bad("AUTHD_ISSUER", "must not have a query")
+		}
+		if u.Fragment != "" || strings.Contains(c.Issuer, "#") {
+			bad("AUTHD_ISSUER", "must not have a fragment")
+		}
+		if strings.HasSuffix(u.Path, "/") {
+			bad("AUTHD_ISSUER", "must not end with a slash")
+		}
+	}
+
+	// Listeners.
+	if err := checkAddr(c.HTTPAddr); err != nil {
+		bad("AUTHD_HTTP_ADDR", "%v", err)
+	}
+	if c.PprofAddr != "" {
+		if err := checkAddr(c.PprofAddr); err != nil {
+			bad("AUTHD_PPROF_ADDR", "%v", err)
+		} else if c.PprofAddr == c.HTTPAddr {
+			bad("AUTHD_PPROF_ADDR", "must differ from AUTHD_HTTP_ADDR")
+		}
+	}
+
+	// Backends. URLs may hold passwords: messages name only the scheme.
+	if strings.HasPrefix(c.DatabaseURL, "sqlite:") {
+		if _, ok := c.SQLitePath(); !ok {
+			bad("AUTHD_DATABASE_URL", "must be sqlite://PATH with a non-empty PATH")
+		}
+	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("AUTHD_DATABASE_URL", "scheme must be postgres, postgresql or sqlite")
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("AUTHD_REDIS_URL", "scheme must be redis, rediss or unix")
+		}
+	}
+	for i, b := range c.KafkaBrokers {
+		if err := checkHostPort(b); err != nil {
+			bad("AUTHD_KAFKA_BROKERS", "broker %d: %v", i+1, err)
+		}
+	}
+
+	// Transport security.
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		bad("AUTHD_TLS_KEY", "is required with AUTHD_TLS_CERT")
+	case c.TLSKey != "" && c.TLSCert == "":
+		bad("AUTHD_TLS_CERT", "is required with AUTHD_TLS_KEY")
+	case c.TLSCert == "" && !c.Dev && !c.TLSTerminatedUpstream:
+		bad("AUTHD_TLS_CERT", "serve refuses plain HTTP unless AUTHD_DEV=true or AUTHD_TLS_TERMINATED_UPSTREAM=true")
+	}
+
+	// Secrets: lengths only, never contents.
+	switch {
+	case c.Secret == "" && !c.Dev:
+		bad("AUTHD_SECRET", "is required outside dev mode (at least %d bytes)", MinSecretLen)
+	case c.Secret != "" && len(c.Secret) < MinSecretLen:
+		bad("AUTHD_SECRET", "must be at least %d bytes", MinSecretLen)
+	}
+	for i, s := range c.SecretOld {
+		if len(s) < MinSecretLen {
+			bad("AUTHD_SECRET_OLD", "secret %d must be at least %d bytes", i+1, MinSecretLen)
+		}
+	}
+	if c.Dev && c.Secret == "" && c.DataDir == "" {
+		bad("AUTHD_DATA_DIR", "is required in dev mode without AUTHD_SECRET (the generated secret is kept there)")
+	}
+
+	switch c.SigningAlg {
+	case AlgES256, AlgRS256, AlgEdDSA:
+	default:
+		bad("AUTHD_SIGNING_ALG", "must be ES256, RS256 or EdDSA, got %q", c.SigningAlg)
+	}
+
+	// Lifetimes.
+	if c.AccessTokenTTL <= 0 {
+		bad("AUTHD_ACCESS_TOKEN_TTL", "must be positive, got %s", c.AccessTokenTTL)
+	}
+	if c.RefreshTokenTTL <= 0 {
+		bad("AUTHD_REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
+	} else if c.AccessTokenTTL > 0 && c.RefreshTokenTTL < c.AccessTokenTTL {
+		bad("AUTHD_REFRESH_TOKEN_TTL", "must not be shorter than AUTHD_ACCESS_TOKEN_TTL (%s < %s)", c.RefreshTokenTTL, c.AccessTokenTTL)
+	}
+	if c.RefreshFamilyTTL <= 0 {
+		bad("AUTHD_REFRESH_FAMILY_TTL", "must be positive, got %s", c.RefreshFamilyTTL)
+	} else if c.RefreshTokenTTL > 0 && c.RefreshFamilyTTL < c.RefreshTokenTTL {
+		bad("AUTHD_REFRESH_FAMILY_TTL", "must not be shorter than AUTHD_REFRESH_TOKEN_TTL (%s < %s)", c.RefreshFamilyTTL, c.RefreshTokenTTL)
+	}
+
+	// Abuse controls.
+	if c.LockoutThreshold < 0 {
+		bad("AUTHD_LOCKOUT_THRESHOLD", "must not be negative (0 turns lockout off), got %d", c.LockoutThreshold)
+	}
+	if c.LockoutDuration < 0 || (c.LockoutThreshold > 0 && c.LockoutDuration == 0) {
+		bad("AUTHD_LOCKOUT_DURATION", "must be positive when lockout is on, got %s", c.LockoutDuration)
+	}
+	if c.RateLimitTokenPerMin < 0 {
+		bad("AUTHD_RATE_LIMIT_TOKEN_PER_MIN", "must not be negative (0 turns it off), got %d", c.RateLimitTokenPerMin)
+	}
+
+	// Process.
+	if c.ShutdownTimeout <= 0 {
+		bad("AUTHD_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		bad("AUTHD_READ_HEADER_TIMEOUT", "must be positive, got %s", c.ReadHeaderTimeout)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("AUTHD_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("must be host:port or :port, got %q", addr)
+	}
+	return nil
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	return nil
+}
+
+const redacted = "[REDACTED]"
+
+// LogValue implements slog.LogValuer: every field, with the secrets replaced
+// and URL passwords masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("issuer", c.Issuer),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("redis_url", redactURL(c.RedisURL)),
+		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("data_dir", c.DataDir),
+		slog.String("tls_cert", c.TLSCert),
+		slog.String("tls_key", c.TLSKey),
+		slog.Bool("tls_terminated_upstream", c.TLSTerminatedUpstream),
+		slog.Bool("dev", c.Dev),
+		slog.String("secret", redactSecret(c.Secret)),
+		slog.Int("secret_old", len(c.SecretOld)),
+		slog.String("signing_alg", c.SigningAlg),
+		slog.Duration("access_token_ttl", c.AccessTokenTTL),
+		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
+		slog.Duration("refresh_family_ttl", c.RefreshFamilyTTL),
+		slog.Int("lockout_threshold", c.LockoutThreshold),
+		slog.Duration("lockout_duration", c.LockoutDuration),
+		slog.Int("rate_limit_token_per_min", c.RateLimitTokenPerMin),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
+		slog.String("pprof_addr", c.PprofAddr),
+		slog.String("log_level", c.LogLevel),
+	)
+}
+
+// String renders c for humans, secrets redacted. It also makes %v and %+v safe.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("config.Config{")
+	for i, a := range c.LogValue().Group() {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%s", a.Key, a.Value)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// GoString makes %#v as safe as %v.
+func (c Config) GoString() string { return c.String() }
+
+func redactSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// redactURL masks the password of u; a URL that does not parse is hidden
+// whole, since it might be all secret.
+func redactURL(u string) string {
+	if u == "" || strings.HasPrefix(u, "sqlite://") {
+		return u
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return redacted
+	}
+	if q := p.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		p.RawQuery = q.Encode()
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,326 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// field is one setting. Its YAML key is key, its flag key with '-' for '_',
+// its environment variable AUTHD_ and key in upper case.
+type field struct {
+	key    string
+	usage  string
+	secret bool // no flag (it would show in ps), value never echoed
+	ptr    func(*Config) any
+}
+
+// fields lists every setting, in the order of the Config struct.
+func fields() []field {
+	return []field{
+		{key: "issuer", usage: "issuer URL: the iss of every token and the base of every metadata URL", ptr: func(c *Config) any { return &c.Issuer }},
+		{key: "http_addr", usage: "HTTP listen address", ptr: func(c *Config) any { return &c.HTTPAddr }},
+		{key: "database_url", usage: "postgres://... or sqlite://PATH", ptr: func(c *Config) any { return &c.DatabaseURL }},
+		{key: "redis_url", usage: "redis://... for the denylist cache and throttling state; empty keeps them in SQL / in process", ptr: func(c *Config) any { return &c.RedisURL }},
+		{key: "kafka_brokers", usage: "comma-separated Kafka brokers; empty keeps events in the outbox and the log", ptr: func(c *Config) any { return &c.KafkaBrokers }},
+		{key: "data_dir", usage: "data folder (dev mode keeps its generated secret here)", ptr: func(c *Config) any { return &c.DataDir }},
+		{key: "tls_cert", usage: "TLS certificate file (PEM)", ptr: func(c *Config) any { return &c.TLSCert }},
+		{key: "tls_key", usage: "TLS private key file (PEM)", ptr: func(c *Config) any { return &c.TLSKey }},
+		{key: "tls_terminated_upstream", usage: "TLS is terminated by a proxy in front: serve plain HTTP", ptr: func(c *Config) any { return &c.TLSTerminatedUpstream }},
+		{key: "dev", usage: "development mode: plain HTTP allowed, secret generated", ptr: func(c *Config) any { return &c.Dev }},
+		{key: "secret", usage: "at least 32 bytes: refresh-token HMAC key and key-encryption key", secret: true, ptr: func(c *Config) any { return &c.Secret }},
+		{key: "secret_old", usage: "comma-separated earlier secrets, still verifying during a rotation", secret: true, ptr: func(c *Config) any { return &c.SecretOld }},
+		{key: "signing_alg", usage: "token signing algorithm: ES256, RS256 or EdDSA", ptr: func(c *Config) any { return &c.SigningAlg }},
+		{key: "access_token_ttl", usage: "access token lifetime", ptr: func(c *Config) any { return &c.AccessTokenTTL }},
+		{key: "refresh_token_ttl", usage: "refresh token lifetime", ptr: func(c *Config) any { return &c.RefreshTokenTTL }},
+		{key: "refresh_family_ttl", usage: "absolute lifetime of a refresh-token family", ptr: func(c *Config) any { return &c.RefreshFamilyTTL }},
+		{key: "lockout_threshold", usage: "consecutive failed logins before a temporary lock; 0 turns lockout off", ptr: func(c *Config) any { return &c.LockoutThreshold }},
+		{key: "lockout_duration", usage: "how long a lock lasts", ptr: func(c *Config) any { return &c.LockoutDuration }},
+		{key: "rate_limit_token_per_min", usage: "requests per minute per client IP on the token and signup endpoints; 0 turns it off", ptr: func(c *Config) any { return &c.RateLimitTokenPerMin }},
+		{key: "shutdown_timeout", usage: "how long serve waits for in-flight requests when stopping", ptr: func(c *Config) any { return &c.ShutdownTimeout }},
+		{key: "read_header_timeout", usage: "time allowed to read request headers", ptr: func(c *Config) any { return &c.ReadHeaderTimeout }},
+		{key: "pprof_addr", usage: "listen address for net/http/pprof; empty turns it off", ptr: func(c *Config) any { return &c.PprofAddr }},
+		{key: "log_level", usage: "debug, info, warn or error", ptr: func(c *Config) any { return &c.LogLevel }},
+	}
+}
+
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+func envName(key string) string  { return EnvPrefix + strings.ToUpper(key) }
+
+// Register defines on fs the --config flag and one flag per setting, named
+// in kebab case (--issuer, --http-addr, --database-url, ...), so every CLI
+// verb shares them. The secrets have no flag: a command line is visible to
+// every local user; set them through AUTHD_SECRET / AUTHD_SECRET_OLD or the
+// file. Register panics, as pflag does, when a flag is already defined.
+func Register(fs *pflag.FlagSet) {
+	d := Defaults()
+	fs.String(ConfigFlag, "", "YAML configuration file (AUTHD_CONFIG)")
+	for _, f := range fields() {
+		if f.secret {
+			continue
+		}
+		name, usage := flagName(f.key), fmt.Sprintf("%s (%s)", f.usage, envName(f.key))
+		switch p := f.ptr(&d).(type) {
+		case *string:
+			fs.String(name, *p, usage)
+		case *[]string:
+			fs.StringSlice(name, *p, usage)
+		case *bool:
+			fs.Bool(name, *p, usage)
+		case *int:
+			fs.Int(name, *p, usage)
+		case *time.Duration:
+			fs.Duration(name, *p, usage)
+		default:
+			panic(fmt.Sprintf("config: field %s has unsupported type %T", f.key, p))
+		}
+	}
+}
+
+// Load builds the configuration: flags of fs that were set on the command
+// line win over AUTHD_* variables (read through lookupEnv; nil means
+// os.LookupEnv), which win over the YAML file named by --config or
+// AUTHD_CONFIG, which wins over Defaults. A variable set to the empty string
+// counts as unset. Unknown keys in the file are errors; fs may be nil. Load
+// does not call Validate.
+func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	all := fields()
+	byKey := make(map[string]field, len(all))
+	for _, f := range all {
+		byKey[f.key] = f
+	}
+
+	k := koanf.New(".")
+
+	// The file.
+	path, _ := lookupEnv(EnvPrefix + "CONFIG")
+	if fs != nil {
+		if f := fs.Lookup(ConfigFlag); f != nil && f.Changed {
+			path = f.Value.String()
+		}
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+		}
+		var unknown []string
+		for _, key := range k.Keys() {
+			if _, ok := byKey[key]; !ok {
+				unknown = append(unknown, key)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return Config{}, fmt.Errorf("config: %s: unknown keys %s", path, strings.Join(unknown, ", "))
+		}
+	}
+
+	// The environment: only the variables authd knows are looked up, then
+	// parsed here so that an error names the variable.
+	var environ []string
+	for _, f := range all {
+		if v, ok := lookupEnv(envName(f.key)); ok && v != "" {
+			environ = append(environ, envName(f.key)+"="+v)
+		}
+	}
+	var errs []error
+	envProvider := env.Provider(".", env.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, value string) (string, any) {
+			key := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))
+			f, ok := byKey[key]
+			if !ok {
+				return "", nil
+			}
+			v, err := parseString(f.ptr(&Config{}), value)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("config: %s: %w", name, describe(f, value, err)))
+				return "", nil
+			}
+			return key, v
+		},
+	})
+	if err := k.Load(envProvider, nil); err != nil {
+		return Config{}, fmt.Errorf("config: environment: %w", err)
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+
+	// The flags set on the command line (a nil koanf makes posflag skip the
+	// unchanged ones); flags that are not settings are ignored.
+	if fs != nil {
+		p := posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
+			key := strings.ReplaceAll(f.Name, "-", "_")
+			if _, ok := byKey[key]; !ok {
+				return "", nil
+			}
+			return key, posflag.FlagVal(fs, f)
+		})
+		if err := k.Load(p, nil); err != nil {
+			return Config{}, fmt.Errorf("config: flags: %w", err)
+		}
+	}
+
+	// Decode over the defaults.
+	c := Defaults()
+	for _, f := range all {
+		if !k.Exists(f.key) {
+			continue
+		}
+		raw := k.Get(f.key)
+		if raw == nil {
+			continue
+		}
+		if err := assign(f.ptr(&c), raw); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s: %w", f.key, describe(f, fmt.Sprint(raw), err)))
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// describe adds the offending value to err unless the field is a secret.
+func describe(f field, value string, err error) error {
+	if f.secret {
+		return err
+	}
+	return fmt.Errorf("%w (value %q)", err, value)
+}
+
+// parseString turns a string (a variable's value) into the type of ptr.
+func parseString(ptr any, s string) (any, error) {
+	switch ptr.(type) {
+	case *string:
+		return s, nil
+	case *[]string:
+		return splitList(s), nil
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return nil, errors.New("want true or false")
+		}
+		return b, nil
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, errors.New("want an integer")
+		}
+		return n, nil
+	case *time.Duration:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return nil, errors.New("want a duration such as 90s, 15m or 720h")
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("unsupported type %T", ptr)
+}
+
+// assign stores raw (from a provider: a string from YAML, or an already
+// typed value) into ptr.
+func assign(ptr any, raw any) error {
+	if s, ok := raw.(string); ok {
+		if _, isString := ptr.(*string); !isString {
+			v, err := parseString(ptr, s)
+			if err != nil {
+				return err
+			}
+			raw = v
+		}
+	}
+	switch p := ptr.(type) {
+	case *string:
+		s, ok := raw.(string)
+		if !ok {
+			return errors.New("want a string")
+		}
+		*p = s
+	case *[]string:
+		switch v := raw.(type) {
+		case []string:
+			*p = cleanList(v)
+		case []any:
+			list := make([]string, 0, len(v))
+			for _, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return errors.New("want a list of strings")
+				}
+				list = append(list, s)
+			}
+			*p = cleanList(list)
+		default:
+			return errors.New("want a list of strings")
+		}
+	case *bool:
+		b, ok := raw.(bool)
+		if !ok {
+			return errors.New("want true or false")
+		}
+		*p = b
+	case *int:
+		switch v := raw.(type) {
+		case int:
+			*p = v
+		case int64:
+			if v < math.MinInt || v > math.MaxInt {
+				return errors.New("integer out of range")
+			}
+			*p = int(v)
+		case uint64:
+			if v > math.MaxInt {
+				return errors.New("integer out of range")
+			}
+			*p = int(v)
+		case float64:
+			if v != math.Trunc(v) || v < math.MinInt32 || v > math.MaxInt32 {
+				return errors.New("want an integer")
+			}
+			*p = int(v)
+		default:
+			return errors.New("want an integer")
+		}
+	case *time.Duration:
+		d, ok := raw.(time.Duration)
+		if !ok {
+			return errors.New("want a duration such as 90s, 15m or 720h")
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported type %T", ptr)
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, trimming blanks and dropping
+// empty elements.
+func splitList(s string) []string { return cleanList(strings.Split(s, ",")) }
+
+func cleanList(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, e := range in {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,316 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/authd/authd/events"
+	"github.com/authd/authd/storage"
+)
+
+// parseForm reads an application/x-www-form-urlencoded body and refuses what
+// RFC 6749 forbids: another media type, a parameter given twice (§3.2), a
+// body over the server's limit (413). It writes the error itself.
+func (p *Provider) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("Use POST.").WithHTTPStatus(http.StatusMethodNotAllowed))
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The body must be application/x-www-form-urlencoded."))
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The request body is too large.").WithHTTPStatus(http.StatusRequestEntityTooLarge))
+			return false
+		}
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The body could not be parsed as a form."))
+		return false
+	}
+	for k, v := range r.Form {
+		if len(v) > 1 {
+			p.writeError(w, r, fosite.ErrInvalidRequest.WithHintf("The parameter %q is given more than once.", safeParam(k)))
+			return false
+		}
+	}
+	return true
+}
+
+// safeParam keeps attacker-chosen parameter names short and printable in messages.
+func safeParam(k string) string {
+	if len(k) > 40 {
+		k = k[:40]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r > '~' {
+			return '?'
+		}
+		return r
+	}, k)
+}
+
+// writeError writes an RFC 6749 §5.2 error. 401 invalid_client carries
+// WWW-Authenticate when the client used HTTP Basic; server errors are logged
+// and answered without detail.
+func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	status := rfc.CodeField
+	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		status = http.StatusServiceUnavailable
+	}
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	desc := rfc.DescriptionField
+	if rfc.HintField != "" {
+		desc = rfc.HintField
+	}
+	if status >= 500 {
+		p.log.ErrorContext(r.Context(), "oauth: request failed", "path", r.URL.Path, "error", rfc.ErrorField, "cause", rfc.Unwrap())
+		desc = "The server could not complete the request."
+	}
+	h := w.Header()
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		status = http.StatusUnauthorized
+		if _, _, basic := r.BasicAuth(); basic {
+			h.Set("WWW-Authenticate", `Basic realm="authd", charset="UTF-8"`)
+		}
+	}
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{rfc.ErrorField, desc})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// authenticateClient parses the form and authenticates the caller for
+// introspection and revocation; it writes the error itself.
+func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) (context.Context, storage.Client, string, bool) {
+	if !p.parseForm(w, r) {
+		return nil, storage.Client{}, "", false
+	}
+	ri := &reqInfo{IP: p.o.ClientIP(r)}
+	ctx := withReqInfo(r.Context(), ri)
+	fc, err := p.clients.authenticate(ctx, r, r.PostForm)
+	if err != nil {
+		p.writeError(w, r, err)
+		return nil, storage.Client{}, "", false
+	}
+	ri.ClientID = fc.GetID()
+	token := r.PostForm.Get("token")
+	if token == "" {
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The token parameter is missing."))
+		return nil, storage.Client{}, "", false
+	}
+	return ctx, fc.(client).c, token, true
+}
+
+// Introspection is an RFC 7662 response.
+type Introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	ExpiresAt int64    `json:"exp,omitempty"`
+	IssuedAt  int64    `json:"iat,omitempty"`
+	NotBefore int64    `json:"nbf,omitempty"`
+	Subject   string   `json:"sub,omitempty"`
+	Audience  []string `json:"aud,omitempty"`
+	Issuer    string   `json:"iss,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+	Roles     []string `json:"roles,omitempty"`
+}
+
+// Introspect serves POST /oauth2/introspect. A client registered to
+// introspect sees any token; any other client only its own.
+func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
+	ctx, caller, token, ok := p.authenticateClient(w, r)
+	if !ok {
+		return
+	}
+	res, err := p.introspect(ctx, caller, token, r.PostForm.Get("token_type_hint"))
+	if err != nil {
+		p.writeError(w, r, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	writeJSON(w, res)
+}
+
+func (p *Provider) introspect(ctx context.Context, caller storage.Client, token, hint string) (Introspection, error) {
+	inactive := Introspection{Active: false}
+	mayView := func(owner string) bool { return caller.Introspect || owner == caller.ID }
+	if looksLikeJWT(token) {
+		c, err := p.tokens.Verify(ctx, token)
+		if err != nil {
+			if errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrTokenRevoked) {
+				return inactive, nil
+			}
+			return inactive, err
+		}
+		if !mayView(c.ClientID) {
+			return inactive, nil
+		}
+		return Introspection{
+			Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: c.Username, TokenType: "Bearer",
+			ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, Subject: c.Subject,
+			Audience: c.Audience, Issuer: c.Issuer, JTI: c.ID, Roles: c.Roles,
+		}, nil
+	}
+	rt, req, err := p.lookupRefresh(ctx, token)
+	if err != nil || rt == nil || !rt.Active || !mayView(rt.ClientID) {
+		return inactive, err
+	}
+	sess := req.Session.(*Session)
+	return Introspection{
+		Active: true, Scope: strings.Join(req.GrantedScope, " "), ClientID: rt.ClientID, Username: sess.Username,
+		TokenType: "refresh_token", ExpiresAt: rt.ExpiresAt.Unix(), IssuedAt: rt.RequestedAt.Unix(),
+		Subject: rt.Subject, Audience: req.GrantedAudience, Issuer: p.o.Issuer, Roles: sess.Roles,
+	}, nil
+}
+
+// lookupRefresh finds a refresh token by its value; nil when unknown,
+// malformed, forged or expired.
+func (p *Provider) lookupRefresh(ctx context.Context, token string) (*storage.RefreshToken, *fosite.Request, error) {
+	sig := p.refresh.RefreshTokenSignature(ctx, token)
+	if sig == "" {
+		return nil, nil, nil
+	}
+	rt, err := p.o.Store.GetRefreshToken(ctx, hashSignature(sig))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	req, err := decodeRequest(rt, &Session{})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Checks the HMAC over the token's key part and the expiry.
+	if err := p.refresh.ValidateRefreshToken(ctx, req, token); err != nil {
+		return nil, nil, nil
+	}
+	if !rt.ExpiresAt.IsZero() && !p.now().Before(rt.ExpiresAt) {
+		return nil, nil, nil
+	}
+	return &rt, req, nil
+}
+
+// Revoke serves POST /oauth2/revoke (RFC 7009): unknown tokens answer 200;
+// revoking a refresh token revokes its family and the family's access tokens;
+// revoking an access token denylists it and revokes its family.
+func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
+	ctx, caller, token, ok := p.authenticateClient(w, r)
+	if !ok {
+		return
+	}
+	var family, subject, owner, kind, jti string
+	var jtiExp time.Time
+	if looksLikeJWT(token) {
+		c, err := p.tokens.verifyUnrevoked(ctx, token)
+		if c != nil && (err == nil || errors.Is(err, ErrTokenExpired)) {
+			family, subject, owner, kind, jti = c.Family, c.Subject, c.ClientID, "access_token", c.ID
+			jtiExp = time.Unix(c.ExpiresAt, 0)
+		}
+	} else {
+		rt, _, err := p.lookupRefresh(ctx, token)
+		if err != nil {
+			p.writeError(w, r, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		if rt != nil {
+			family, subject, owner, kind = rt.FamilyID, rt.Subject, rt.ClientID, "refresh_token"
+		}
+	}
+	if family == "" { // unknown, malformed or forged: nothing to do (RFC 7009 §2.2)
+		writeRevoked(w)
+		return
+	}
+	if owner != caller.ID {
+		p.writeError(w, r, fosite.ErrUnauthorizedClient.WithHint("The token was not issued to this client."))
+		return
+	}
+	err := p.o.Store.InTx(ctx, func(ctx context.Context) error {
+		if jti != "" {
+			if err := p.o.Denylist.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: jti, ExpiresAt: jtiExp}); err != nil {
+				return err
+			}
+		}
+		if err := p.store.RevokeRefreshToken(ctx, family); err != nil {
+			return err
+		}
+		if err := p.store.RevokeAccessToken(ctx, family); err != nil {
+			return err
+		}
+		return p.o.Recorder.Record(ctx, events.Event{
+			Type: events.TokenRevoked, Subject: subject, ClientID: caller.ID, IP: reqInfoFrom(ctx).IP,
+			Data: map[string]any{"token_type": kind, "family": family},
+		})
+	})
+	if err != nil {
+		p.writeError(w, r, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	writeRevoked(w)
+}
+
+func writeRevoked(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+}
+
+// revokeFamily revokes a refresh family and its access tokens, recording why.
+func (p *Provider) revokeFamily(ctx context.Context, family, subject, clientID, reason string) error {
+	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.store.RevokeRefreshToken(ctx, family); err != nil {
+			return err
+		}
+		if err := p.store.RevokeAccessToken(ctx, family); err != nil {
+			return err
+		}
+		return p.o.Recorder.Record(ctx, events.Event{
+			Type: events.TokenRevoked, Subject: subject, ClientID: clientID, IP: reqInfoFrom(ctx).IP,
+			Data: map[string]any{"token_type": "refresh_token", "family": family, "reason": reason},
+		})
+	})
+}
+
+// RevokeSubject revokes every refresh family of a user but exceptFamily, and
+// denylists their access tokens (password change, logout, disable, delete).
+func (p *Provider) RevokeSubject(ctx context.Context, subject, exceptFamily string) error {
+	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
+		families, err := p.o.Store.RevokeSubjectRefreshTokens(ctx, subject, exceptFamily)
+		if err != nil {
+			return err
+		}
+		for _, f := range families {
+			if err := p.store.RevokeAccessToken(ctx, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,214 @@
+// Package oauth composes fosite into authd's OAuth 2.0 endpoints: the token
+// endpoint (password, refresh_token, client_credentials), introspection
+// (RFC 7662) and revocation (RFC 7009), with JWT access tokens (RFC 9068)
+// that are never stored and opaque, rotating refresh tokens.
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ory/fosite"
+	foauth2 "github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/hmac"
+
+	"github.com/authd/authd/storage"
+)
+
+// Options wires the provider. Every dependency is passed in.
+type Options struct {
+	Issuer           string
+	AccessTokenTTL   time.Duration
+	RefreshTokenTTL  time.Duration
+	RefreshFamilyTTL time.Duration // absolute lifetime of a refresh family
+	Secret           []byte        // >= 32 bytes: keys the refresh-token HMAC
+	OldSecrets       [][]byte
+
+	Store    Store
+	Denylist storage.Denylist
+	Signer   Signer
+	Auth     Authenticator
+	Recorder Recorder
+	Hasher   *SecretHasher
+
+	ClientIP func(*http.Request) string // nil: the connection's address
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Provider serves the OAuth 2.0 endpoints.
+type Provider struct {
+	o       Options
+	fosite  *fosite.Fosite
+	clients *clientAuthenticator
+	tokens  *accessTokens
+	refresh *foauth2.HMACSHAStrategy
+	store   *fositeStore
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New builds the provider; it fails on a missing dependency rather than at the first request.
+func New(o Options) (*Provider, error) {
+	switch {
+	case o.Store == nil || o.Denylist == nil || o.Signer == nil || o.Auth == nil || o.Recorder == nil || o.Hasher == nil:
+		return nil, errors.New("oauth: missing dependency")
+	case len(o.Secret) < 32:
+		return nil, errors.New("oauth: secret must be at least 32 bytes")
+	case o.Issuer == "" || o.AccessTokenTTL <= 0 || o.RefreshTokenTTL <= 0 || o.RefreshFamilyTTL <= 0:
+		return nil, errors.New("oauth: issuer and token lifetimes are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
+	}
+	p := &Provider{o: o, log: o.Logger, now: o.Now}
+	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
+	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}
+	p.store = &fositeStore{store: o.Store, deny: o.Denylist, auth: o.Auth, rec: o.Recorder, accessTTL: o.AccessTokenTTL, now: o.Now}
+
+	cfg := &fosite.Config{
+		AccessTokenLifespan:        o.AccessTokenTTL,
+		RefreshTokenLifespan:       o.RefreshTokenTTL,
+		GlobalSecret:               o.Secret[:32],
+		RefreshTokenScopes:         []string{}, // a refresh token needs no offline_access scope
+		ScopeStrategy:              fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:   fosite.ExactAudienceMatchingStrategy,
+		AccessTokenIssuer:          o.Issuer,
+		TokenURL:                   o.Issuer + "/oauth2/token",
+		SendDebugMessagesToClients: false,
+		ClientSecretsHasher:        o.Hasher,
+		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form map[string][]string) (fosite.Client, error) {
+			c, err := p.clients.authenticate(ctx, r, form)
+			if err == nil {
+				reqInfoFrom(ctx).ClientID = c.GetID()
+			}
+			return c, err
+		},
+	}
+	for _, s := range o.OldSecrets {
+		if len(s) >= 32 {
+			cfg.RotatedGlobalSecrets = append(cfg.RotatedGlobalSecrets, s[:32])
+		}
+	}
+	p.refresh = foauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
+	helper := &foauth2.HandleHelper{AccessTokenStrategy: p.tokens, AccessTokenStorage: p.store, Config: cfg}
+	cfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
+		&foauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: cfg},
+		&foauth2.ResourceOwnerPasswordCredentialsGrantHandler{
+			HandleHelper: helper, ResourceOwnerPasswordCredentialsGrantStorage: p.store,
+			RefreshTokenStrategy: p.refresh, Config: cfg,
+		},
+		&foauth2.RefreshTokenGrantHandler{
+			AccessTokenStrategy: p.tokens, RefreshTokenStrategy: p.refresh,
+			TokenRevocationStorage: p.store, Config: cfg,
+		},
+	}
+	p.fosite = fosite.NewOAuth2Provider(p.store, cfg)
+	return p, nil
+}
+
+// VerifyAccessToken checks a Bearer access token: signature by kid, typ,
+// issuer, times and the denylist.
+func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*AccessClaims, error) {
+	if !looksLikeJWT(token) {
+		return nil, ErrTokenInvalid
+	}
+	return p.tokens.Verify(ctx, token)
+}
+
+// Token serves POST /oauth2/token.
+func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
+	if !p.parseForm(w, r) {
+		return
+	}
+	gt := r.PostForm.Get("grant_type")
+	switch {
+	case gt == "":
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing."))
+		return
+	case !slices.Contains(supportedGrantTypes, gt):
+		p.writeError(w, r, fosite.ErrUnsupportedGrantType.WithHintf("The grant type is not supported."))
+		return
+	}
+	ri := &reqInfo{IP: p.o.ClientIP(r)}
+	ctx := withReqInfo(r.Context(), ri)
+	sess := &Session{}
+	ar, err := p.fosite.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	if err := p.completeGrant(ctx, ar); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	resp, err := p.fosite.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	if !ar.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
+		if ext, ok := resp.(*fosite.AccessResponse); ok {
+			delete(ext.Extra, "refresh_token")
+		}
+	}
+	p.fosite.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// completeGrant does what fosite leaves to the application between request
+// and response: grant the validated scopes and audience, and put the user
+// (reloaded on every refresh) into the session.
+func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester) error {
+	sess, ok := ar.GetSession().(*Session)
+	if !ok {
+		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: unexpected session type %T", ar.GetSession()))
+	}
+	c := ar.GetClient()
+	switch {
+	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
+		u, err := p.o.Store.GetUser(ctx, sess.Subject)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
+			if rerr := p.revokeFamily(ctx, ar.GetID(), sess.Subject, c.GetID(), "user_unavailable"); rerr != nil {
+				return fosite.ErrServerError.WithWrap(rerr)
+			}
+			return fosite.ErrInvalidGrant.WithHint("The user of this refresh token is disabled or deleted.")
+		} else if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		sess.Roles, sess.Username = u.Roles, u.Username
+		return nil
+	case ar.GetGrantTypes().ExactOne(GrantPassword):
+		u, err := p.o.Store.GetUser(ctx, sess.Subject)
+		if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		sess.Roles, sess.Username = u.Roles, u.Username
+		sess.FamilyDeadline = p.now().Add(p.o.RefreshFamilyTTL).UTC().Truncate(time.Second)
+		sess.SetExpiresAt(fosite.RefreshToken, sess.GetExpiresAt(fosite.RefreshToken)) // clamp
+	case ar.GetGrantTypes().ExactOne(GrantClientCredentials):
+		sess.Subject = c.GetID()
+		sess.Roles = []string{}
+	}
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	aud := ar.GetRequestedAudience()
+	if len(aud) == 0 {
+		aud = c.GetAudience()
+	}
+	for _, a := range aud {
+		ar.GrantAudience(a)
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+package oauth
+
+import (
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// Session is authd's fosite session: who the tokens are for and until when.
+// It is stored (as JSON) with each refresh token and cloned by fosite on refresh.
+// It carries no JWT header: the key id is chosen at signing time.
+type Session struct {
+	Subject  string   `json:"sub"`
+	Username string   `json:"username,omitempty"`
+	Roles    []string `json:"roles,omitempty"`
+	// FamilyDeadline is the absolute end of the refresh-token family started by
+	// the first grant; refreshes slide the refresh expiry but never past it.
+	FamilyDeadline time.Time                      `json:"family_deadline,omitzero"`
+	ExpiresAt      map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+}
+
+var _ fosite.Session = (*Session)(nil)
+
+// SetSubject is called by fosite's password grant with the authenticated subject.
+func (s *Session) SetSubject(sub string) { s.Subject = sub }
+
+// SetExpiresAt records a token's expiry; a refresh token's is clamped to the
+// family deadline.
+func (s *Session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	if s.ExpiresAt == nil {
+		s.ExpiresAt = make(map[fosite.TokenType]time.Time, 2)
+	}
+	if key == fosite.RefreshToken && !s.FamilyDeadline.IsZero() && exp.After(s.FamilyDeadline) {
+		exp = s.FamilyDeadline
+	}
+	s.ExpiresAt[key] = exp
+}
+
+// GetExpiresAt returns a token's expiry, zero when unset.
+func (s *Session) GetExpiresAt(key fosite.TokenType) time.Time { return s.ExpiresAt[key] }
+
+// GetUsername returns the user's name (empty for client tokens).
+func (s *Session) GetUsername() string { return s.Username }
+
+// GetSubject returns the subject.
+func (s *Session) GetSubject() string { return s.Subject }
+
+// Clone returns a deep copy.
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Roles = append([]string(nil), s.Roles...)
+	if s.ExpiresAt != nil {
+		c.ExpiresAt = make(map[fosite.TokenType]time.Time, len(s.ExpiresAt))
+		for k, v := range s.ExpiresAt {
+			c.ExpiresAt[k] = v
+		}
+	}
+	return &c
+}

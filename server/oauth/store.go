@@ -1,0 +1,247 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	foauth2 "github.com/ory/fosite/handler/oauth2"
+
+	"github.com/authd/authd/events"
+	"github.com/authd/authd/identity"
+	"github.com/authd/authd/storage"
+)
+
+// Store is what the OAuth layer needs from the SQL store.
+type Store interface {
+	GetClient(ctx context.Context, id string) (storage.Client, error)
+	GetUser(ctx context.Context, id string) (storage.User, error)
+	storage.RefreshTokens
+	storage.Transactor
+}
+
+// Authenticator checks a user's password (identity.Service).
+type Authenticator interface {
+	Authenticate(ctx context.Context, login, password string, m identity.Meta) (storage.User, error)
+}
+
+// Recorder records security events in the caller's transaction.
+type Recorder interface {
+	Record(ctx context.Context, e events.Event) error
+}
+
+// reqInfo carries per-request facts that fosite's storage calls do not get as
+// arguments: who the client is and where the request came from.
+type reqInfo struct {
+	ClientID string
+	IP       string
+}
+
+type reqInfoKey struct{}
+
+func withReqInfo(ctx context.Context, ri *reqInfo) context.Context {
+	return context.WithValue(ctx, reqInfoKey{}, ri)
+}
+
+func reqInfoFrom(ctx context.Context) *reqInfo {
+	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// storedRequest is the part of a fosite request kept with a refresh token.
+type storedRequest struct {
+	ID                string    `json:"id"`
+	RequestedAt       time.Time `json:"requested_at"`
+	ClientID          string    `json:"client_id"`
+	RequestedScope    []string  `json:"requested_scope,omitempty"`
+	GrantedScope      []string  `json:"granted_scope,omitempty"`
+	RequestedAudience []string  `json:"requested_audience,omitempty"`
+	GrantedAudience   []string  `json:"granted_audience,omitempty"`
+	Session           *Session  `json:"session"`
+}
+
+// hashSignature is what is stored for a refresh token: a hash of its HMAC
+// signature, itself keyed by the server secret.
+func hashSignature(sig string) string {
+	h := sha256.Sum256([]byte(sig))
+	return hex.EncodeToString(h[:])
+}
+
+// fositeStore adapts storage to fosite's storage interfaces. Access tokens
+// are stateless JWTs: nothing is stored for them; revoking one denylists it.
+type fositeStore struct {
+	store     Store
+	deny      storage.Denylist
+	auth      Authenticator
+	rec       Recorder
+	accessTTL time.Duration
+	now       func() time.Time
+}
+
+var (
+	_ fosite.ClientManager                                 = (*fositeStore)(nil)
+	_ foauth2.TokenRevocationStorage                       = (*fositeStore)(nil)
+	_ foauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStore)(nil)
+)
+
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	} else if err != nil {
+		return nil, fmt.Errorf("oauth: get client: %w", err)
+	}
+	return client{c}, nil
+}
+
+// Client assertions (RFC 7523) are refused by the client authenticator, so
+// these are never reached; they fail closed.
+func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error {
+	return fosite.ErrJTIKnown
+}
+
+func (s *fositeStore) SetClientAssertionJWT(context.Context, string, time.Time) error {
+	return errors.New("oauth: client assertions are not supported")
+}
+
+func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (string, error) {
+	ri := reqInfoFrom(ctx)
+	u, err := s.auth.Authenticate(ctx, name, secret, identity.Meta{ClientID: ri.ClientID, IP: ri.IP})
+	if errors.Is(err, identity.ErrInvalidCredentials) {
+		return "", fosite.ErrNotFound
+	} else if err != nil {
+		return "", fmt.Errorf("oauth: authenticate: %w", err)
+	}
+	return u.ID, nil
+}
+
+func (s *fositeStore) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+func (s *fositeStore) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
+}
+
+func (s *fositeStore) DeleteAccessTokenSession(context.Context, string) error { return nil }
+
+func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, _ string, req fosite.Requester) error {
+	if !req.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
+		return nil // the token endpoint drops it from the response too
+	}
+	sess, ok := req.GetSession().(*Session)
+	if !ok {
+		return fmt.Errorf("oauth: unexpected session type %T", req.GetSession())
+	}
+	body, err := json.Marshal(storedRequest{
+		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
+		RequestedScope: req.GetRequestedScopes(), GrantedScope: req.GetGrantedScopes(),
+		RequestedAudience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(),
+		Session: sess,
+	})
+	if err != nil {
+		return fmt.Errorf("oauth: encode refresh request: %w", err)
+	}
+	err = s.store.CreateRefreshToken(ctx, storage.RefreshToken{
+		SignatureHash: hashSignature(signature), FamilyID: req.GetID(), ClientID: req.GetClient().GetID(),
+		Subject: sess.Subject, Active: true, Request: body, RequestedAt: s.now().UTC(),
+		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken),
+	})
+	return mapErr(err)
+}
+
+func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	rt, err := s.store.GetRefreshToken(ctx, hashSignature(signature))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	req, err := decodeRequest(rt, session)
+	if err != nil {
+		return nil, err
+	}
+	if !rt.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+func decodeRequest(rt storage.RefreshToken, session fosite.Session) (*fosite.Request, error) {
+	sess, ok := session.(*Session)
+	if !ok || sess == nil {
+		sess = &Session{}
+	}
+	sr := storedRequest{Session: sess}
+	if err := json.Unmarshal(rt.Request, &sr); err != nil {
+		return nil, fmt.Errorf("oauth: decode refresh request: %w", err)
+	}
+	return &fosite.Request{
+		ID: sr.ID, RequestedAt: sr.RequestedAt,
+		Client:            client{storage.Client{ID: sr.ClientID}},
+		RequestedScope:    fosite.Arguments(sr.RequestedScope),
+		GrantedScope:      fosite.Arguments(sr.GrantedScope),
+		RequestedAudience: fosite.Arguments(sr.RequestedAudience),
+		GrantedAudience:   fosite.Arguments(sr.GrantedAudience),
+		Form:              map[string][]string{},
+		Session:           sr.Session,
+	}, nil
+}
+
+// DeleteRefreshTokenSession is called by fosite only when an inactive token
+// is presented again (reuse), right before it revokes the family in the same
+// transaction. The row is kept, so every later presentation is reuse too; this
+// records the security event.
+func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	rt, err := s.store.GetRefreshToken(ctx, hashSignature(signature))
+	if err != nil {
+		return mapErr(err)
+	}
+	return s.rec.Record(ctx, events.Event{
+		Type: events.RefreshReuse, Subject: rt.Subject, ClientID: rt.ClientID, IP: reqInfoFrom(ctx).IP,
+		Data: map[string]any{"family": rt.FamilyID},
+	})
+}
+
+// RotateRefreshToken deactivates exactly the presented token, and only if it
+// is still active: of N concurrent refreshes one wins, the others get ErrNotFound.
+func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signature string) error {
+	return mapErr(s.store.RotateRefreshToken(ctx, hashSignature(signature)))
+}
+
+func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return mapErr(s.store.RevokeRefreshFamily(ctx, requestID))
+}
+
+// RevokeAccessToken denylists every access token of the family until the
+// longest of them has expired.
+func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.deny.Revoke(ctx, storage.Revocation{
+		Kind: storage.RevokedFamily, Value: requestID, ExpiresAt: s.now().Add(s.accessTTL + time.Minute),
+	})
+}
+
+func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	return s.store.BeginTx(ctx)
+}
+func (s *fositeStore) Commit(ctx context.Context) error   { return mapErr(s.store.Commit(ctx)) }
+func (s *fositeStore) Rollback(ctx context.Context) error { return s.store.Rollback(ctx) }
+
+// mapErr turns storage's sentinels into fosite's.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+	case errors.Is(err, storage.ErrSerialization):
+		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
+	default:
+		return err
+	}
+}

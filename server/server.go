@@ -1,0 +1,322 @@
+// Package server is authd's HTTP layer: the router, middleware (request id,
+// access log, metrics, body limit, security headers, rate limit, panic
+// recovery) and the thin handlers for discovery, JWKS, userinfo, health and
+// metrics. The OAuth endpoints themselves live in server/oauth.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/storage"
+)
+
+// JWKSource serves the pre-rendered public key set (keys.Manager).
+type JWKSource interface {
+	JWKS() (body []byte, etag string)
+}
+
+// Users is what the handlers read about users.
+type Users interface {
+	GetUser(ctx context.Context, id string) (storage.User, error)
+}
+
+// Check is a readiness probe of one dependency.
+type Check struct {
+	Name     string
+	Required bool // a failing required check makes /readyz answer 503
+	Probe    func(ctx context.Context) error
+}
+
+// Config is everything the HTTP layer needs; cmd/authd fills it.
+type Config struct {
+	Issuer          string
+	OAuth           *oauth.Provider
+	Keys            JWKSource
+	Users           Users
+	Checks          []Check
+	Logger          *slog.Logger
+	Registry        *prometheus.Registry // nil: a new one
+	HSTS            bool                 // set when serving TLS
+	MaxBodyBytes    int64                // default 64 KiB
+	RateLimitPerMin int                  // per client IP on token and signup; 0: off
+	Now             func() time.Time
+}
+
+// Server is authd's HTTP handler.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	router    *mux.Router
+	metrics   *metrics
+	limiter   *ipLimiter
+	discovery document
+	oidc      document
+}
+
+// document is a pre-rendered JSON body with its ETag.
+type document struct {
+	body []byte
+	etag string
+}
+
+func newDocument(v any) (document, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return document{}, err
+	}
+	return document{body: b, etag: etagOf(b)}, nil
+}
+
+func etagOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(h[:16]) + `"`
+}
+
+// New builds the handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.OAuth == nil || cfg.Keys == nil || cfg.Users == nil || cfg.Issuer == "" {
+		return nil, errors.New("server: missing dependency")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("server: metrics: %w", err)
+	}
+	s.metrics = m
+	if cfg.RateLimitPerMin > 0 {
+		s.limiter = newIPLimiter(cfg.RateLimitPerMin, cfg.Now)
+	}
+	if s.discovery, err = newDocument(metadata(cfg.Issuer, false)); err != nil {
+		return nil, fmt.Errorf("server: discovery: %w", err)
+	}
+	if s.oidc, err = newDocument(metadata(cfg.Issuer, true)); err != nil {
+		return nil, fmt.Errorf("server: discovery: %w", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	r := mux.NewRouter()
+	r.Use(s.observe, s.secure)
+	r.NotFoundHandler = s.observe(s.secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isOAuthPath(r.URL.Path) {
+			writeOAuthError(w, http.StatusNotFound, "invalid_request", "Unknown endpoint.")
+			return
+		}
+		writeProblem(w, r, http.StatusNotFound, "No such resource.")
+	})))
+	r.MethodNotAllowedHandler = s.observe(s.secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isOAuthPath(r.URL.Path) {
+			writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed.")
+			return
+		}
+		writeProblem(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
+	})))
+
+	r.Handle("/.well-known/oauth-authorization-server", s.serveDocument(func() document { return s.discovery }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/openid-configuration", s.serveDocument(func() document { return s.oidc }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", s.serveDocument(func() document {
+		b, etag := s.cfg.Keys.JWKS()
+		return document{body: b, etag: etag}
+	}, "public, max-age=300, must-revalidate")).Methods(http.MethodGet, http.MethodHead)
+
+	r.Handle("/oauth2/token", s.rateLimit(http.HandlerFunc(s.cfg.OAuth.Token))).Methods(http.MethodPost)
+	r.HandleFunc("/oauth2/introspect", s.cfg.OAuth.Introspect).Methods(http.MethodPost)
+	r.HandleFunc("/oauth2/revoke", s.cfg.OAuth.Revoke).Methods(http.MethodPost)
+	r.HandleFunc("/userinfo", s.userinfo).Methods(http.MethodGet, http.MethodPost)
+
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	s.router = r
+}
+
+// metadata is the RFC 8414 document; oidc adds the OpenID Connect Discovery fields.
+func metadata(issuer string, oidc bool) map[string]any {
+	m := map[string]any{
+		"issuer":                                issuer,
+		"token_endpoint":                        issuer + "/oauth2/token",
+		"introspection_endpoint":                issuer + "/oauth2/introspect",
+		"revocation_endpoint":                   issuer + "/oauth2/revoke",
+		"jwks_uri":                              issuer + "/.well-known/jwks.json",
+		"userinfo_endpoint":                     issuer + "/userinfo",
+		"grant_types_supported":                 oauth.SupportedGrantTypes(),
+		"response_types_supported":              []string{},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
+		"scopes_supported":      []string{"openid", "profile", "email", "offline_access"},
+		"service_documentation": issuer + "/",
+	}
+	if oidc {
+		m["subject_types_supported"] = []string{"public"}
+		m["id_token_signing_alg_values_supported"] = []string{"ES256", "RS256", "EdDSA"}
+		m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "roles"}
+	}
+	return m
+}
+
+// serveDocument answers a pre-rendered JSON document with ETag and Cache-Control.
+func (s *Server) serveDocument(get func() document, cacheControl string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := get()
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", cacheControl)
+		h.Set("ETag", d.etag)
+		h.Set("Access-Control-Allow-Origin", "*")
+		if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, d.etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write(d.body)
+	})
+}
+
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	report := map[string]string{}
+	for _, c := range s.cfg.Checks {
+		if err := c.Probe(ctx); err != nil {
+			report[c.Name] = "down"
+			if c.Required {
+				status = http.StatusServiceUnavailable
+			}
+			s.log.WarnContext(ctx, "readiness check failed", "check", c.Name, "error", err)
+			continue
+		}
+		report[c.Name] = "up"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "checks": report})
+}
+
+// bearer returns the token of an "Authorization: Bearer" header (RFC 6750 §2.1).
+func bearer(r *http.Request) (string, bool) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// writeBearerError answers 401 per RFC 6750 §3.
+func writeBearerError(w http.ResponseWriter, r *http.Request, withToken bool) {
+	if withToken {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authd", error="invalid_token", error_description="The access token is invalid, expired or revoked."`)
+	} else {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authd"`)
+	}
+	writeProblem(w, r, http.StatusUnauthorized, "A valid Bearer access token is required.")
+}
+
+// userinfo serves OIDC Core §5.3 for users' access tokens.
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+	tok, ok := bearer(r)
+	if !ok {
+		writeBearerError(w, r, false)
+		return
+	}
+	c, err := s.cfg.OAuth.VerifyAccessToken(r.Context(), tok)
+	if err != nil {
+		if !errors.Is(err, oauth.ErrTokenInvalid) && !errors.Is(err, oauth.ErrTokenExpired) && !errors.Is(err, oauth.ErrTokenRevoked) {
+			s.log.ErrorContext(r.Context(), "userinfo: verify", "error", err)
+			writeProblem(w, r, http.StatusServiceUnavailable, "Token verification is unavailable.")
+			return
+		}
+		writeBearerError(w, r, true)
+		return
+	}
+	if c.Username == "" { // a client_credentials token has no user
+		writeBearerError(w, r, true)
+		return
+	}
+	u, err := s.cfg.Users.GetUser(r.Context(), c.Subject)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
+		writeBearerError(w, r, true)
+		return
+	} else if err != nil {
+		s.log.ErrorContext(r.Context(), "userinfo: get user", "error", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "The user store is unavailable.")
+		return
+	}
+	scopes := strings.Fields(c.Scope)
+	out := map[string]any{"sub": u.ID, "preferred_username": u.Username, "roles": u.Roles}
+	for _, sc := range scopes {
+		if sc == "email" {
+			out["email"] = u.Email
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// writeProblem writes an RFC 9457 problem+json body.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail,
+		"instance": r.URL.Path,
+	})
+}

@@ -1,0 +1,198 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/storage"
+)
+
+const (
+	qRevoke = `INSERT INTO revocations (kind, value, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`
+	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $3
+AND ((kind = 'jti' AND value = $1) OR (kind = 'family' AND value = $2)))`
+	qActiveRevocations = `SELECT kind, value, expires_at FROM revocations WHERE expires_at > $1 ORDER BY kind, value`
+
+	qAppendAudit = `INSERT INTO audit (time, type, user_id, client_id, ip, data) VALUES ($1, $2, $3, $4, $5, $6)`
+
+	qAppendOutbox  = `INSERT INTO outbox (id, type, key, payload, created_at) VALUES ($1, $2, $3, $4, $5)`
+	qPendingOutbox = `SELECT id, type, key, payload, created_at, sent_at FROM outbox WHERE sent_at IS NULL
+ORDER BY created_at, id LIMIT $1`
+	qMarkOutboxSent = `UPDATE outbox SET sent_at = $2 WHERE id = ANY($1) AND sent_at IS NULL`
+)
+
+// Revoke adds entries to the denylist; an entry already there keeps the later expiry.
+func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error {
+	for _, e := range entries {
+		if e.Kind == "" || e.Value == "" {
+			return wrap("revoke", errors.New("empty kind or value"))
+		}
+	}
+	err := s.withTx(ctx, func(q querier) error {
+		for _, e := range entries {
+			if _, err := q.Exec(ctx, qRevoke, string(e.Kind), e.Value, e.ExpiresAt.UTC()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("revoke", err)
+}
+
+// IsRevoked reports whether the jti or the family has an unexpired denylist entry.
+func (s *Store) IsRevoked(ctx context.Context, jti, family string) (bool, error) {
+	if jti == "" && family == "" {
+		return false, nil
+	}
+	var revoked bool
+	err := s.q(ctx).QueryRow(ctx, qIsRevoked, jti, family, s.now().UTC()).Scan(&revoked)
+	return revoked, wrap("is revoked", err)
+}
+
+// ActiveRevocations lists the denylist entries that expire after now.
+func (s *Store) ActiveRevocations(ctx context.Context, now time.Time) ([]storage.Revocation, error) {
+	rows, err := s.q(ctx).Query(ctx, qActiveRevocations, now.UTC())
+	if err != nil {
+		return nil, wrap("active revocations", err)
+	}
+	revs, err := collect(rows, func(row pgx.Row) (storage.Revocation, error) {
+		var r storage.Revocation
+		err := row.Scan(&r.Kind, &r.Value, &r.ExpiresAt)
+		r.ExpiresAt = r.ExpiresAt.UTC()
+		return r, err
+	})
+	return revs, wrap("active revocations", err)
+}
+
+// AppendAudit appends an entry; Time defaults to now. Data must be a JSON
+// object or empty.
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	var data any
+	if len(e.Data) > 0 {
+		data = string(e.Data)
+	}
+	_, err := s.q(ctx).Exec(ctx, qAppendAudit, e.Time.UTC(), e.Type, e.UserID, e.ClientID, e.IP, data)
+	return wrap("append audit", err)
+}
+
+// ListAudit returns the entries matching f, newest first (at most f.Limit,
+// default 100).
+func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEntry, error) {
+	var (
+		sb   strings.Builder
+		args []any
+	)
+	sb.WriteString(`SELECT id, time, type, user_id, client_id, ip, data FROM audit WHERE true`)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		sb.WriteString(` AND ` + cond + ` $` + strconv.Itoa(len(args)))
+	}
+	if f.UserID != "" {
+		add("user_id =", f.UserID)
+	}
+	if f.Type != "" {
+		add("type =", f.Type)
+	}
+	if !f.Since.IsZero() {
+		add("time >=", f.Since.UTC())
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit)
+	sb.WriteString(` ORDER BY time DESC, id DESC LIMIT $` + strconv.Itoa(len(args)))
+
+	rows, err := s.q(ctx).Query(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	entries, err := collect(rows, func(row pgx.Row) (storage.AuditEntry, error) {
+		var (
+			e    storage.AuditEntry
+			data *string
+		)
+		err := row.Scan(&e.ID, &e.Time, &e.Type, &e.UserID, &e.ClientID, &e.IP, &data)
+		e.Time = e.Time.UTC()
+		if data != nil {
+			e.Data = []byte(*data)
+		}
+		return e, err
+	})
+	return entries, wrap("list audit", err)
+}
+
+// AppendOutbox stores a pending event; CreatedAt defaults to now.
+func (s *Store) AppendOutbox(ctx context.Context, e storage.OutboxEvent) error {
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = s.now()
+	}
+	_, err := s.q(ctx).Exec(ctx, qAppendOutbox, e.ID, e.Type, e.Key, notNil(e.Payload), e.CreatedAt.UTC())
+	return wrap("append outbox", err)
+}
+
+// PendingOutbox returns up to limit (default 100) unsent events, oldest first.
+func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]storage.OutboxEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.q(ctx).Query(ctx, qPendingOutbox, limit)
+	if err != nil {
+		return nil, wrap("pending outbox", err)
+	}
+	events, err := collect(rows, func(row pgx.Row) (storage.OutboxEvent, error) {
+		var (
+			e    storage.OutboxEvent
+			sent *time.Time
+		)
+		err := row.Scan(&e.ID, &e.Type, &e.Key, &e.Payload, &e.CreatedAt, &sent)
+		e.CreatedAt, e.SentAt = e.CreatedAt.UTC(), utc(sent)
+		return e, err
+	})
+	return events, wrap("pending outbox", err)
+}
+
+// MarkOutboxSent marks the events as sent at at (default now).
+func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if at.IsZero() {
+		at = s.now()
+	}
+	_, err := s.q(ctx).Exec(ctx, qMarkOutboxSent, ids, at.UTC())
+	return wrap("mark outbox sent", err)
+}
+
+// Purge deletes refresh tokens, denylist entries and retired keys that
+// expired before now, and returns how many rows went.
+func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.withTx(ctx, func(q querier) error {
+		for _, stmt := range []string{
+			`DELETE FROM refresh_tokens WHERE expires_at < $1`,
+			`DELETE FROM revocations WHERE expires_at < $1`,
+			`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`,
+		} {
+			tag, err := q.Exec(ctx, stmt, now.UTC())
+			if err != nil {
+				return err
+			}
+			n += tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("purge", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,328 @@
+// Package postgres is authd's production store on PostgreSQL, through pgx v5.
+//
+// Every method picks up the transaction started by InTx or BeginTx from its
+// context. Errors are wrapped with storage's sentinels: no row is
+// storage.ErrNotFound, a unique violation storage.ErrConflict, a serialization
+// failure or deadlock storage.ErrSerialization.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io/fs"
+	"log/slog"
+	"path"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/authd/authd/migrations"
+	"github.com/authd/authd/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Store is a storage.Store on a PostgreSQL connection pool.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	maxConns int32
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// WithMaxConns sets the size of the connection pool (default max(4, 4*GOMAXPROCS),
+// unless the DSN sets pool_max_conns).
+func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
+
+// WithClock replaces time.Now, for the times the store fills in itself.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger used for migrations (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// New connects to PostgreSQL. The DSN is a pgx connection string; it may set
+// runtime parameters such as search_path, which every query and the
+// migrations' version table honour (nothing is schema-qualified).
+func New(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o := options{now: time.Now, log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+	}
+	switch {
+	case o.maxConns > 0:
+		cfg.MaxConns = o.maxConns
+	case !strings.Contains(dsn, "pool_max_conns"):
+		cfg.MaxConns = int32(max(4, 4*runtime.GOMAXPROCS(0)))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	return &Store{pool: pool, now: o.now, log: o.log}, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Pool returns the underlying pool (for health metrics and tests).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// txKey is the context key of the transaction in progress.
+type txKey struct{}
+
+type txState struct {
+	store *Store // a transaction only serves the store that began it
+	tx    pgx.Tx
+}
+
+func (s *Store) tx(ctx context.Context) pgx.Tx {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.store == s {
+		return st.tx
+	}
+	return nil
+}
+
+// q returns the transaction in ctx, or the pool.
+func (s *Store) q(ctx context.Context) querier {
+	if tx := s.tx(ctx); tx != nil {
+		return tx
+	}
+	return s.pool
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise. Inside a transaction already in ctx it just runs fn. fn's
+// error is returned as is.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.tx(ctx) != nil {
+		return fn(ctx)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return wrap("begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	if err := fn(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx})); err != nil {
+		return err
+	}
+	return wrap("commit", tx.Commit(ctx))
+}
+
+// withTx is InTx for the store's own methods: errors come back unwrapped.
+func (s *Store) withTx(ctx context.Context, fn func(q querier) error) error {
+	if tx := s.tx(ctx); tx != nil {
+		return fn(tx)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// BeginTx starts a transaction and returns a context carrying it.
+func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
+	if s.tx(ctx) != nil {
+		return nil, errors.New("postgres: begin: a transaction is already in progress")
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, wrap("begin", err)
+	}
+	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx}), nil
+}
+
+// Commit commits the transaction in ctx.
+func (s *Store) Commit(ctx context.Context) error {
+	tx := s.tx(ctx)
+	if tx == nil {
+		return errors.New("postgres: commit: no transaction in context")
+	}
+	return wrap("commit", tx.Commit(ctx))
+}
+
+// Rollback rolls back the transaction in ctx. After a Commit, failed or not,
+// it returns nil.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx := s.tx(ctx)
+	if tx == nil {
+		return errors.New("postgres: rollback: no transaction in context")
+	}
+	if err := tx.Rollback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		return wrap("rollback", err)
+	}
+	return nil
+}
+
+// wrap prefixes err with the operation and maps it onto storage's sentinels.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: %s: %w", op, storage.ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("postgres: %s: %w: %w", op, storage.ErrConflict, err)
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return fmt.Errorf("postgres: %s: %w: %w", op, storage.ErrSerialization, err)
+		}
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// Migrate applies pending migrations, each in a transaction, holding a
+// session advisory lock (one per schema) so that replicas starting together
+// take turns.
+func (s *Store) Migrate(ctx context.Context) error {
+	p, closeDB, err := s.provider(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer closeDB()
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// MigrationStatus lists every known migration and whether it is applied.
+func (s *Store) MigrationStatus(ctx context.Context) ([]storage.MigrationState, error) {
+	p, closeDB, err := s.provider(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migration status: %w", err)
+	}
+	defer closeDB()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migration status: %w", err)
+	}
+	out := make([]storage.MigrationState, 0, len(st))
+	for _, m := range st {
+		ms := storage.MigrationState{
+			Version: m.Source.Version,
+			Name:    path.Base(m.Source.Path),
+			Applied: m.State == goose.StateApplied,
+		}
+		if ms.Applied && !m.AppliedAt.IsZero() {
+			ms.AppliedAt = m.AppliedAt.UTC()
+		}
+		out = append(out, ms)
+	}
+	return out, nil
+}
+
+func (s *Store) provider(ctx context.Context) (*goose.Provider, func(), error) {
+	// Lock per schema: tests (and tenants) migrating other schemas do not wait.
+	var schema string
+	if err := s.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return nil, nil, fmt.Errorf("current schema: %w", err)
+	}
+	lockID := int64(crc64.Checksum([]byte("authd-migrate:"+schema), crc64.MakeTable(crc64.ECMA)) >> 1)
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return nil, nil, err
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	var fsys fs.FS = migrations.Postgres()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(s.log),
+	)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return p, func() { db.Close() }, nil
+}
+
+// utc returns t in UTC, and the zero time for NULL.
+func utc(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// nullTime maps the zero time to NULL.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// likePattern turns a search string into an ILIKE substring pattern.
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(q) + "%"
+}
+
+// notNil keeps NOT NULL byte columns from receiving NULL.
+func notNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

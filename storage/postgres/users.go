@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/storage"
+)
+
+const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, locked_until, created_at, updated_at`
+
+const (
+	qInsertUser = `INSERT INTO users (` + userColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	qGetUser    = `SELECT ` + userColumns + ` FROM users WHERE id = $1`
+	// A username match wins over an email match.
+	qGetUserByLogin = `SELECT ` + userColumns + ` FROM users WHERE username = $1 OR lower(email) = lower($2)
+ORDER BY username = $1 DESC LIMIT 1`
+	qLockUser   = qGetUser + ` FOR UPDATE`
+	qUpdateUser = `UPDATE users SET username = $2, email = $3, password_hash = $4, roles = $5, disabled = $6,
+failed_logins = $7, locked_until = $8, updated_at = $9 WHERE id = $1`
+	qDeleteUser = `DELETE FROM users WHERE id = $1`
+)
+
+func scanUser(row pgx.Row) (storage.User, error) {
+	var (
+		u           storage.User
+		email       *string
+		lockedUntil *time.Time
+	)
+	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Roles, &u.Disabled,
+		&u.FailedLogins, &lockedUntil, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		return storage.User{}, err
+	}
+	if email != nil {
+		u.Email = *email
+	}
+	u.LockedUntil = utc(lockedUntil)
+	u.CreatedAt = u.CreatedAt.UTC()
+	u.UpdatedAt = u.UpdatedAt.UTC()
+	return u, nil
+}
+
+// CreateUser stores a new user; the username is lowercased. CreatedAt and
+// UpdatedAt default to now.
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	u.Username = strings.ToLower(u.Username)
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = s.now()
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	_, err := s.q(ctx).Exec(ctx, qInsertUser, u.ID, u.Username, nullString(u.Email), u.PasswordHash,
+		orEmpty(u.Roles), u.Disabled, u.FailedLogins, nullTime(u.LockedUntil), u.CreatedAt.UTC(), u.UpdatedAt.UTC())
+	return wrap("create user", err)
+}
+
+// GetUser returns the user with id.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := scanUser(s.q(ctx).QueryRow(ctx, qGetUser, id))
+	return u, wrap("get user", err)
+}
+
+// GetUserByLogin finds a user by username or email, case-insensitively.
+func (s *Store) GetUserByLogin(ctx context.Context, login string) (storage.User, error) {
+	u, err := scanUser(s.q(ctx).QueryRow(ctx, qGetUserByLogin, strings.ToLower(login), login))
+	return u, wrap("get user by login", err)
+}
+
+// UpdateUser locks the row, applies fn and writes the result; UpdatedAt is
+// set to now. The id cannot change.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	var u storage.User
+	err := s.withTx(ctx, func(q querier) error {
+		var err error
+		if u, err = scanUser(q.QueryRow(ctx, qLockUser, id)); err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		u.ID = id
+		u.Username = strings.ToLower(u.Username)
+		u.UpdatedAt = s.now().UTC()
+		_, err = q.Exec(ctx, qUpdateUser, id, u.Username, nullString(u.Email), u.PasswordHash, orEmpty(u.Roles),
+			u.Disabled, u.FailedLogins, nullTime(u.LockedUntil), u.UpdatedAt)
+		return err
+	})
+	if err != nil {
+		return storage.User{}, wrap("update user", err)
+	}
+	return u, nil
+}
+
+// DeleteUser deletes the user; ErrNotFound if there was none.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	tag, err := s.q(ctx).Exec(ctx, qDeleteUser, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
+	return wrap("delete user", err)
+}
+
+// ListUsers returns a page of users ordered by id; next is the cursor of the
+// following page, empty on the last one.
+func (s *Store) ListUsers(ctx context.Context, q storage.UserQuery) ([]storage.User, string, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	var (
+		sb   strings.Builder
+		args []any
+	)
+	sb.WriteString(`SELECT ` + userColumns + ` FROM users WHERE true`)
+	if q.Cursor != "" {
+		args = append(args, q.Cursor)
+		sb.WriteString(` AND id > $` + strconv.Itoa(len(args)))
+	}
+	if q.Query != "" {
+		args = append(args, likePattern(q.Query))
+		n := strconv.Itoa(len(args))
+		sb.WriteString(` AND (username ILIKE $` + n + ` OR email ILIKE $` + n + `)`)
+	}
+	args = append(args, limit+1)
+	sb.WriteString(` ORDER BY id LIMIT $` + strconv.Itoa(len(args)))
+
+	rows, err := s.q(ctx).Query(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, "", wrap("list users", err)
+	}
+	users, err := collect(rows, scanUser)
+	if err != nil {
+		return nil, "", wrap("list users", err)
+	}
+	var next string
+	if len(users) > limit {
+		users = users[:limit]
+		next = users[limit-1].ID
+	}
+	return users, next, nil
+}
+
+// collect scans every row with scan and closes rows.
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

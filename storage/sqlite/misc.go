@@ -1,0 +1,209 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/authd/authd/storage"
+)
+
+const (
+	qRevoke = `INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`
+	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > ?3
+AND ((kind = 'jti' AND value = ?1) OR (kind = 'family' AND value = ?2)))`
+	qActiveRevocations = `SELECT kind, value, expires_at FROM revocations WHERE expires_at > ? ORDER BY kind, value`
+
+	qAppendAudit = `INSERT INTO audit (time, type, user_id, client_id, ip, data) VALUES (?, ?, ?, ?, ?, ?)`
+
+	qAppendOutbox  = `INSERT INTO outbox (id, type, key, payload, created_at) VALUES (?, ?, ?, ?, ?)`
+	qPendingOutbox = `SELECT id, type, key, payload, created_at, sent_at FROM outbox WHERE sent_at IS NULL
+ORDER BY created_at, id LIMIT ?`
+)
+
+// Revoke adds entries to the denylist; an entry already there keeps the later expiry.
+func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error {
+	for _, e := range entries {
+		if e.Kind == "" || e.Value == "" {
+			return wrap("revoke", errors.New("empty kind or value"))
+		}
+	}
+	err := s.withTx(ctx, func(q querier) error {
+		for _, e := range entries {
+			if _, err := q.ExecContext(ctx, qRevoke, string(e.Kind), e.Value, nanos(e.ExpiresAt)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("revoke", err)
+}
+
+// IsRevoked reports whether the jti or the family has an unexpired denylist entry.
+func (s *Store) IsRevoked(ctx context.Context, jti, family string) (bool, error) {
+	if jti == "" && family == "" {
+		return false, nil
+	}
+	var revoked bool
+	err := s.q(ctx).QueryRowContext(ctx, qIsRevoked, jti, family, nanos(s.now())).Scan(&revoked)
+	return revoked, wrap("is revoked", err)
+}
+
+// ActiveRevocations lists the denylist entries that expire after now.
+func (s *Store) ActiveRevocations(ctx context.Context, now time.Time) ([]storage.Revocation, error) {
+	rows, err := s.q(ctx).QueryContext(ctx, qActiveRevocations, nanos(now))
+	if err != nil {
+		return nil, wrap("active revocations", err)
+	}
+	revs, err := collect(rows, func(row scanner) (storage.Revocation, error) {
+		var (
+			r       storage.Revocation
+			expires int64
+		)
+		err := row.Scan(&r.Kind, &r.Value, &expires)
+		r.ExpiresAt = fromNanos(expires)
+		return r, err
+	})
+	return revs, wrap("active revocations", err)
+}
+
+// AppendAudit appends an entry; Time defaults to now. Data must be a JSON
+// object or empty.
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	var data any
+	if len(e.Data) > 0 {
+		data = string(e.Data)
+	}
+	_, err := s.q(ctx).ExecContext(ctx, qAppendAudit, nanos(e.Time), e.Type, e.UserID, e.ClientID, e.IP, data)
+	return wrap("append audit", err)
+}
+
+// ListAudit returns the entries matching f, newest first (at most f.Limit,
+// default 100).
+func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEntry, error) {
+	var (
+		sb   strings.Builder
+		args []any
+	)
+	sb.WriteString(`SELECT id, time, type, user_id, client_id, ip, data FROM audit WHERE 1`)
+	if f.UserID != "" {
+		sb.WriteString(` AND user_id = ?`)
+		args = append(args, f.UserID)
+	}
+	if f.Type != "" {
+		sb.WriteString(` AND type = ?`)
+		args = append(args, f.Type)
+	}
+	if !f.Since.IsZero() {
+		sb.WriteString(` AND time >= ?`)
+		args = append(args, nanos(f.Since))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	sb.WriteString(` ORDER BY time DESC, id DESC LIMIT ?`)
+	args = append(args, limit)
+
+	rows, err := s.q(ctx).QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	entries, err := collect(rows, func(row scanner) (storage.AuditEntry, error) {
+		var (
+			e    storage.AuditEntry
+			at   int64
+			data sql.NullString
+		)
+		err := row.Scan(&e.ID, &at, &e.Type, &e.UserID, &e.ClientID, &e.IP, &data)
+		e.Time = fromNanos(at)
+		if data.Valid {
+			e.Data = []byte(data.String)
+		}
+		return e, err
+	})
+	return entries, wrap("list audit", err)
+}
+
+// AppendOutbox stores a pending event; CreatedAt defaults to now.
+func (s *Store) AppendOutbox(ctx context.Context, e storage.OutboxEvent) error {
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = s.now()
+	}
+	_, err := s.q(ctx).ExecContext(ctx, qAppendOutbox, e.ID, e.Type, e.Key, notNil(e.Payload), nanos(e.CreatedAt))
+	return wrap("append outbox", err)
+}
+
+// PendingOutbox returns up to limit (default 100) unsent events, oldest first.
+func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]storage.OutboxEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.q(ctx).QueryContext(ctx, qPendingOutbox, limit)
+	if err != nil {
+		return nil, wrap("pending outbox", err)
+	}
+	events, err := collect(rows, func(row scanner) (storage.OutboxEvent, error) {
+		var (
+			e       storage.OutboxEvent
+			created int64
+			sent    sql.NullInt64
+		)
+		err := row.Scan(&e.ID, &e.Type, &e.Key, &e.Payload, &created, &sent)
+		e.CreatedAt, e.SentAt = fromNanos(created), fromNullNanos(sent)
+		return e, err
+	})
+	return events, wrap("pending outbox", err)
+}
+
+// MarkOutboxSent marks the events as sent at at (default now).
+func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if at.IsZero() {
+		at = s.now()
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, nanos(at))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := s.q(ctx).ExecContext(ctx,
+		`UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
+	return wrap("mark outbox sent", err)
+}
+
+// Purge deletes refresh tokens, denylist entries and retired keys that
+// expired before now, and returns how many rows went.
+func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.withTx(ctx, func(q querier) error {
+		for _, stmt := range []string{
+			`DELETE FROM refresh_tokens WHERE expires_at < ?`,
+			`DELETE FROM revocations WHERE expires_at < ?`,
+			`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`,
+		} {
+			res, err := q.ExecContext(ctx, stmt, nanos(now))
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("purge", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,36 @@
+// Package verify checks authd's access tokens in the services that receive
+// them (resource servers), locally and without a call to authd per request.
+//
+// New reads the issuer's metadata (RFC 8414) and its JWKS, keeps the keys in
+// memory, refreshes them as the JWKS response's Cache-Control says, and
+// refetches them, rate-limited, when a token names an unknown kid. Verify
+// checks a token per RFC 9068: size, alg against an allowlist and the key's
+// own alg, typ at+jwt, the signature, iss, aud, exp, nbf and iat with a small
+// leeway. Headers that point at other keys (jku, x5u, jwk, x5c) are never
+// followed, and crit is refused.
+//
+//	v, err := verify.New(ctx, verify.Config{
+//		Issuer:   "https://auth.example.com",
+//		Audience: "orders",
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer v.Close()
+//	mux.Handle("GET /orders", v.Middleware(verify.RequireRole("user")(listOrders)))
+//	mux.Handle("DELETE /orders/{id}", v.Middleware(verify.RequireRole("admin")(deleteOrder)))
+//	// in a handler: claims, _ := verify.ClaimsFromContext(r.Context())
+//
+// Access tokens stay valid until they expire, even when authd revokes them.
+// Endpoints that must see a revocation at once use online mode:
+// OnlineMiddleware (or Introspect) verifies locally, then asks authd's
+// introspection endpoint (RFC 7662) and caches the answer for a few seconds.
+// It needs Config.IntrospectionClientID and IntrospectionClientSecret of a
+// client registered with --introspect.
+//
+// Errors match the package's sentinel errors with errors.Is. The middleware
+// answers as RFC 6750 §3 describes: 401 with a WWW-Authenticate Bearer
+// challenge, 403 with error="insufficient_scope", and a JSON body
+// {"error", "error_description"} that tells the client what to do, never why
+// a signature failed.
+package verify
