@@ -9,8 +9,8 @@ AUTHD_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disab
 AUTHD_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 export AUTHD_TEST_POSTGRES_URL AUTHD_TEST_REDIS_URL
 
-RACE_PKGS = ./storage/... ./server/... ./keys/... ./verify/...
-OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /storage -e /server -e /keys -e /verify)
+RACE_PKGS = ./storage/... ./server/... ./keys/... ./verify/... ./cmd/...
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /storage -e /server -e /keys -e /verify -e /cmd/)
 
 .PHONY: all build run test vet fmt fuzz bench clean
 

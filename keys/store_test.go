@@ -23,8 +23,9 @@ type memStore struct {
 	lists   atomic.Int64 // ListKeys calls
 	updates atomic.Int64 // UpdateKeys calls that committed
 
-	// listGate, when set, is called at the start of ListKeys (outside the
-	// mutex); tests use it to line callers up.
+	// listGate, when set, is called by ListKeys after it read the keys and
+	// before it returns them (outside the mutex); tests use it to line
+	// callers up.
 	listGate func()
 	// listErr and updateErrs make the next calls fail.
 	listErr    atomic.Pointer[error]
@@ -34,9 +35,6 @@ type memStore struct {
 var _ Store = (*memStore)(nil)
 
 func (s *memStore) ListKeys(ctx context.Context) ([]storage.SigningKey, error) {
-	if s.listGate != nil {
-		s.listGate()
-	}
 	if p := s.listErr.Load(); p != nil {
 		return nil, *p
 	}
@@ -45,8 +43,12 @@ func (s *memStore) ListKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	}
 	s.lists.Add(1)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.keys), nil
+	keys := slices.Clone(s.keys)
+	s.mu.Unlock()
+	if s.listGate != nil {
+		s.listGate()
+	}
+	return keys, nil
 }
 
 func (s *memStore) UpdateKeys(ctx context.Context, fn func([]storage.SigningKey) ([]storage.SigningKey, error)) error {

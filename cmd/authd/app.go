@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -66,7 +67,7 @@ func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
 	return postgres.New(ctx, cfg.DatabaseURL)
 }
 
-func newLogger(cfg config.Config, w *os.File) *slog.Logger {
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 }
 

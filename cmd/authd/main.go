@@ -47,20 +47,28 @@ type env struct {
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
 	root           *cobra.Command
+	// onReady, when set, is told the listening address once serve accepts
+	// connections (tests use it).
+	onReady func(addr string)
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
+	return e.rootCommand()
+}
+
+func (e *env) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "authd",
 		Short:         "authd: an OAuth 2.0 authorization server",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	config.Register(root.PersistentFlags())
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, root: root}
+	e.root = root
 	root.AddCommand(
 		e.serveCommand(),
 		e.migrateCommand(),

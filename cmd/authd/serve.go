@@ -44,7 +44,7 @@ func (e *env) serveCommand() *cobra.Command {
 
 func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error {
 	start := time.Now()
-	log := newLogger(cfg, os.Stderr)
+	log := newLogger(cfg, e.stderr)
 	d, err := open(ctx, cfg, log, migrate)
 	if err != nil {
 		return err
@@ -109,6 +109,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 			errc <- hs.Serve(ln)
 		}
 	}()
+	if e.onReady != nil {
+		e.onReady(ln.Addr().String())
+	}
 	log.Info("authd ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(), "tls", cfg.TLS(),
 		"dev", cfg.Dev, "version", version, "startup", time.Since(start))
 	select {

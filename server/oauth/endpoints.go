@@ -21,7 +21,7 @@ import (
 func (p *Provider) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("Use POST.").WithHTTPStatus(http.StatusMethodNotAllowed))
+		p.writeError(w, r, withStatus(fosite.ErrInvalidRequest.WithHint("Use POST."), http.StatusMethodNotAllowed))
 		return false
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -32,7 +32,7 @@ func (p *Provider) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The request body is too large.").WithHTTPStatus(http.StatusRequestEntityTooLarge))
+			p.writeError(w, r, withStatus(fosite.ErrInvalidRequest.WithHint("The request body is too large."), http.StatusRequestEntityTooLarge))
 			return false
 		}
 		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The body could not be parsed as a form."))
@@ -45,6 +45,12 @@ func (p *Provider) parseForm(w http.ResponseWriter, r *http.Request) bool {
 		}
 	}
 	return true
+}
+
+// withStatus sets the HTTP status of an error copy (fosite's With* methods copy).
+func withStatus(e *fosite.RFC6749Error, code int) *fosite.RFC6749Error {
+	e.CodeField = code
+	return e
 }
 
 // safeParam keeps attacker-chosen parameter names short and printable in messages.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -88,7 +89,7 @@ func New(o Options) (*Provider, error) {
 		TokenURL:                   o.Issuer + "/oauth2/token",
 		SendDebugMessagesToClients: false,
 		ClientSecretsHasher:        o.Hasher,
-		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form map[string][]string) (fosite.Client, error) {
+		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 			c, err := p.clients.authenticate(ctx, r, form)
 			if err == nil {
 				reqInfoFrom(ctx).ClientID = c.GetID()

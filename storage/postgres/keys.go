@@ -17,8 +17,8 @@ const keysLockID int64 = 0x61757468645f6b // "authd_k"
 const keyColumns = `id, alg, state, private_key, public_key, created_at, activated_at, retired_at, expires_at`
 
 const (
-	qListKeys   = `SELECT ` + keyColumns + ` FROM signing_keys ORDER BY created_at, id`
-	qUpsertKey  = `INSERT INTO signing_keys (` + keyColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	qListKeys  = `SELECT ` + keyColumns + ` FROM signing_keys ORDER BY created_at, id`
+	qUpsertKey = `INSERT INTO signing_keys (` + keyColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (id) DO UPDATE SET alg = EXCLUDED.alg, state = EXCLUDED.state, private_key = EXCLUDED.private_key,
 public_key = EXCLUDED.public_key, created_at = EXCLUDED.created_at, activated_at = EXCLUDED.activated_at,
 retired_at = EXCLUDED.retired_at, expires_at = EXCLUDED.expires_at`

@@ -27,8 +27,8 @@ ORDER BY created_at, id LIMIT ?`
 // Revoke adds entries to the denylist; an entry already there keeps the later expiry.
 func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error {
 	for _, e := range entries {
-		if e.Kind == "" || e.Value == "" {
-			return wrap("revoke", errors.New("empty kind or value"))
+		if e.Kind == "" || e.Value == "" || e.ExpiresAt.IsZero() {
+			return wrap("revoke", errors.New("entry needs a kind, a value and an expiry"))
 		}
 	}
 	err := s.withTx(ctx, func(q querier) error {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path"
@@ -281,7 +282,18 @@ func (s *Store) provider() (*goose.Provider, error) {
 
 // Times are unix nanoseconds in UTC; NULL is the zero time.
 
-func nanos(t time.Time) int64 { return t.UnixNano() }
+// nanos clamps times outside int64 nanoseconds (years 1678 to 2262), such as
+// the zero time, to the ends of the range.
+func nanos(t time.Time) int64 {
+	const limit = math.MaxInt64 / int64(time.Second)
+	switch sec := t.Unix(); {
+	case sec <= -limit:
+		return math.MinInt64
+	case sec >= limit:
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
 
 func nullNanos(t time.Time) any {
 	if t.IsZero() {
