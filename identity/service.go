@@ -233,7 +233,6 @@ func (s *Service) fail(ctx context.Context, u *storage.User, reason string, m Me
 					x.LockedUntil = now.Add(s.lockFor)
 					locked = true
 				}
-				x.UpdatedAt = now
 				count, until = x.FailedLogins, x.LockedUntil
 				return nil
 			})
@@ -290,7 +289,6 @@ func (s *Service) succeed(ctx context.Context, u storage.User, password string, 
 					x.PasswordHash = fresh
 					rehashed = true
 				}
-				x.UpdatedAt = s.now()
 				return nil
 			})
 			if err != nil {

@@ -425,16 +425,25 @@ func (m *Manager) Verify(ctx context.Context, token string) (claims []byte, kid 
 // every unknownKIDReloadEvery whatever the number of callers, and returns the
 // key if it is now known.
 func (m *Manager) reloadForKID(ctx context.Context, kid string) *verifyKey {
+	limited := func() bool {
+		now, last := m.now().UnixNano(), m.lastKIDReload.Load()
+		return last != 0 && now >= last && now-last < int64(unknownKIDReloadEvery)
+	}
+	if limited() { // the cheap answer to a flood of made-up kids
+		return nil
+	}
 	ch := m.kidReload.DoChan("reload", func() (any, error) {
-		now := m.now().UnixNano()
-		if last := m.lastKIDReload.Load(); last != 0 && now-last < int64(unknownKIDReloadEvery) && now >= last {
+		if limited() {
 			return nil, nil
 		}
-		m.lastKIDReload.Store(now)
 		// Shared by every waiting caller: one caller's cancellation must not fail the others.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unknownKIDReloadTimeout)
 		defer cancel()
-		if err := m.Reload(rctx); err != nil {
+		err := m.Reload(rctx)
+		// Stamped when done: callers arriving meanwhile wait for this reload
+		// instead of being turned away by the limit.
+		m.lastKIDReload.Store(m.now().UnixNano())
+		if err != nil {
 			m.log.Warn("keys: reload for an unknown kid failed", "err", err)
 		}
 		return nil, nil

@@ -128,21 +128,20 @@ func scanHeader(b []byte) (h joseHeader, reason string) {
 		if value, i, ok = scanString(b, i); !ok {
 			return h, "malformed header or non-string header value"
 		}
-		var dst *[]byte
+		var dup bool
 		switch string(name) {
 		case "alg":
-			dst = &h.alg
+			dup, h.alg = h.alg != nil, value
 		case "kid":
-			dst = &h.kid
+			dup, h.kid = h.kid != nil, value
 		case "typ":
-			dst = &h.typ
+			dup, h.typ = h.typ != nil, value
 		default:
 			return h, "unsupported header parameter"
 		}
-		if *dst != nil {
+		if dup {
 			return h, "duplicate header parameter"
 		}
-		*dst = value
 		seen++
 		i = skipWS(b, i)
 		if i < len(b) && b[i] == ',' {
@@ -223,19 +222,20 @@ func decodeSegment(buf []byte, s string) ([]byte, bool) {
 	if n > len(buf) {
 		return nil, false
 	}
-	out := buf[:0]
+	out := buf[:n]
+	j := 0
 	for len(s) >= 4 {
 		v := uint32(b64value(s[0]))<<18 | uint32(b64value(s[1]))<<12 | uint32(b64value(s[2]))<<6 | uint32(b64value(s[3]))
-		out = append(out, byte(v>>16), byte(v>>8), byte(v))
-		s = s[4:]
+		out[j], out[j+1], out[j+2] = byte(v>>16), byte(v>>8), byte(v)
+		s, j = s[4:], j+3
 	}
 	switch len(s) {
 	case 2:
 		v := uint32(b64value(s[0]))<<18 | uint32(b64value(s[1]))<<12
-		out = append(out, byte(v>>16))
+		out[j] = byte(v >> 16)
 	case 3:
 		v := uint32(b64value(s[0]))<<18 | uint32(b64value(s[1]))<<12 | uint32(b64value(s[2]))<<6
-		out = append(out, byte(v>>16), byte(v>>8))
+		out[j], out[j+1] = byte(v>>16), byte(v>>8)
 	}
 	return out, true
 }

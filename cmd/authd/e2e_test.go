@@ -30,12 +30,12 @@ const testSecret = "e2e-test-secret-0123456789abcdef0123456789"
 // backend is a store the end-to-end tests run against.
 type backend struct {
 	name string
-	dsn  func(t *testing.T) string
+	dsn  func(t testing.TB) string
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "authd.db") }},
+		{"sqlite", func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "authd.db") }},
 		{"postgres", storagetest.PostgresDSN},
 	}
 }
@@ -48,6 +48,7 @@ type instance struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
+	once   sync.Once
 }
 
 type syncBuffer struct {
@@ -134,7 +135,9 @@ func start(t *testing.T, vars map[string]string) *instance {
 	return inst
 }
 
-func (in *instance) stop() {
+func (in *instance) stop() { in.once.Do(in.doStop) }
+
+func (in *instance) doStop() {
 	in.cancel()
 	select {
 	case err := <-in.done:
@@ -144,7 +147,6 @@ func (in *instance) stop() {
 	case <-time.After(20 * time.Second):
 		in.t.Errorf("serve did not stop")
 	}
-	in.cancel = func() {}
 	if strings.Contains(in.logs.String(), testSecret) {
 		in.t.Errorf("the secret appears in the logs")
 	}
@@ -288,7 +290,8 @@ func (in *instance) verifyJWT(token string) (jose.Header, map[string]any) {
 		in.t.Fatalf("parse access token: %v", err)
 	}
 	h := jws.Signatures[0].Header
-	keys := in.jwks().Key(h.KeyID)
+	set := in.jwks()
+	keys := set.Key(h.KeyID)
 	if len(keys) != 1 {
 		in.t.Fatalf("kid %q: %d keys in JWKS", h.KeyID, len(keys))
 	}

@@ -1,0 +1,138 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/postgres"
+	"github.com/authd/authd/storage/storagetest"
+)
+
+func open(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newStore(t *testing.T) storage.Store {
+	s := open(t, storagetest.PostgresDSN(t))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storagetest.Run(t, newStore)
+}
+
+// Replicas starting together migrate one after the other, and both succeed.
+func TestConcurrentMigrate(t *testing.T) {
+	t.Parallel()
+	dsn := storagetest.PostgresDSN(t)
+	stores := []*postgres.Store{open(t, dsn), open(t, dsn), open(t, dsn)}
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate #%d: %v", i, err)
+		}
+	}
+	st, err := stores[0].MigrationStatus(t.Context())
+	if err != nil {
+		t.Fatalf("MigrationStatus: %v", err)
+	}
+	for _, m := range st {
+		if !m.Applied {
+			t.Errorf("migration %s not applied", m.Name)
+		}
+	}
+}
+
+func TestStatusBeforeMigrate(t *testing.T) {
+	t.Parallel()
+	s := open(t, storagetest.PostgresDSN(t))
+	st, err := s.MigrationStatus(t.Context())
+	if err != nil {
+		t.Fatalf("MigrationStatus: %v", err)
+	}
+	if len(st) == 0 {
+		t.Fatal("MigrationStatus listed no migration")
+	}
+	for _, m := range st {
+		if m.Applied {
+			t.Errorf("migration %s applied before Migrate", m.Name)
+		}
+	}
+}
+
+// A deadlock between two transactions surfaces as ErrSerialization.
+func TestDeadlockIsSerializationFailure(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	for _, id := range []string{"a", "b"} {
+		if err := s.CreateUser(ctx, storage.User{ID: id, Username: id, PasswordHash: "x"}); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+	}
+	bump := func(ctx context.Context, id string) error {
+		_, err := s.UpdateUser(ctx, id, func(u *storage.User) error { u.FailedLogins++; return nil })
+		return err
+	}
+	tx1, err := s.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Rollback(tx1) //nolint:errcheck
+	tx2, err := s.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Rollback(tx2) //nolint:errcheck
+	if err := bump(tx1, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bump(tx2, "b"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		errs[0] = bump(tx1, "b")
+		if errs[0] != nil {
+			s.Rollback(tx1) //nolint:errcheck // let the other one through
+		}
+	})
+	wg.Go(func() {
+		errs[1] = bump(tx2, "a")
+		if errs[1] != nil {
+			s.Rollback(tx2) //nolint:errcheck
+		}
+	})
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			if !errors.Is(err, storage.ErrSerialization) {
+				t.Errorf("deadlocked UpdateUser: %v; want ErrSerialization", err)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d transactions failed; want 1 (the deadlock victim)", failed)
+	}
+}

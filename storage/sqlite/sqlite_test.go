@@ -1,0 +1,89 @@
+package sqlite_test
+
+import (
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/sqlite"
+	"github.com/authd/authd/storage/storagetest"
+)
+
+func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.New(t.Context(), path, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newStore(t *testing.T) storage.Store {
+	s := open(t, filepath.Join(t.TempDir(), "authd.db"))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storagetest.Run(t, newStore)
+}
+
+// Two processes (here two Stores) migrating one file at once both succeed.
+func TestConcurrentMigrate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "authd.db") // New creates the directories
+	stores := []*sqlite.Store{open(t, path), open(t, path), open(t, path)}
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate #%d: %v", i, err)
+		}
+	}
+	for i, s := range stores {
+		st, err := s.MigrationStatus(t.Context())
+		if err != nil {
+			t.Fatalf("MigrationStatus #%d: %v", i, err)
+		}
+		for _, m := range st {
+			if !m.Applied {
+				t.Errorf("store #%d: migration %s not applied", i, m.Name)
+			}
+		}
+	}
+}
+
+// A writer that cannot get the lock within the busy timeout fails with ErrSerialization.
+func TestBusyIsSerializationFailure(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "authd.db")
+	holder := open(t, path)
+	if err := holder.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	waiter := open(t, path, sqlite.WithBusyTimeout(50*time.Millisecond))
+	txCtx, err := holder.BeginTx(t.Context())
+	if err != nil {
+		t.Fatalf("BeginTx: %v", err)
+	}
+	defer holder.Rollback(txCtx) //nolint:errcheck
+	err = waiter.CreateClient(t.Context(), storage.Client{ID: "c", Name: "c"})
+	if !errors.Is(err, storage.ErrSerialization) {
+		t.Errorf("CreateClient while another store holds the write lock = %v; want ErrSerialization", err)
+	}
+	// Reads go on while a writer holds the lock (WAL).
+	if _, err := waiter.ListClients(t.Context()); err != nil {
+		t.Errorf("ListClients during a write transaction: %v", err)
+	}
+}

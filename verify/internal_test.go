@@ -1,0 +1,189 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+func TestRefreshInterval(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 5 * time.Minute},
+		{"max-age=600", 10 * time.Minute},
+		{"public, max-age=3600, must-revalidate", time.Hour},
+		{"MAX-AGE=120", 2 * time.Minute},
+		{`max-age="900"`, 15 * time.Minute},
+		{"max-age=5", time.Minute},
+		{"max-age=0", time.Minute},
+		{"max-age=9999999999", 24 * time.Hour},
+		{"max-age=-5", 5 * time.Minute},
+		{"max-age=junk", 5 * time.Minute},
+		{"no-store", time.Minute},
+		{"max-age=600, no-cache", time.Minute},
+	}
+	for _, tc := range cases {
+		if got := refreshInterval(tc.in); got != tc.want {
+			t.Errorf("refreshInterval(%q) = %v; want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRawToDER(t *testing.T) {
+	cases := [][]byte{
+		append(bytes.Repeat([]byte{0xff}, 32), bytes.Repeat([]byte{0x01}, 32)...), // high bit: leading 0x00
+		append(append(make([]byte, 31), 5), append([]byte{0x7f}, make([]byte, 31)...)...),
+		make([]byte, 64), // zero integers: encoded as 0, refused by ecdsa
+	}
+	for range 50 {
+		sig := make([]byte, 64)
+		_, _ = rand.Read(sig)
+		cases = append(cases, sig)
+	}
+	for _, sig := range cases {
+		want, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf [72]byte
+		if got := rawToDER(&buf, sig); !bytes.Equal(got, want) {
+			t.Errorf("rawToDER(%x) = %x; want %x", sig, got, want)
+		}
+	}
+}
+
+func TestCanonicalTail(t *testing.T) {
+	for n := range 40 {
+		b := bytes.Repeat([]byte{0xa5}, n)
+		enc := []byte(base64.RawURLEncoding.EncodeToString(b))
+		if !canonicalTail(enc) {
+			t.Errorf("canonicalTail(%q) = false for a canonical encoding", enc)
+		}
+		if n%3 != 0 {
+			bad := bytes.Clone(enc)
+			bad[len(bad)-1]++ // sets an unused low bit ('A'+1, 'Q'+1, 'w'+1, ...)
+			if canonicalTail(bad) {
+				t.Errorf("canonicalTail(%q) = true for a non-canonical encoding", bad)
+			}
+		}
+	}
+}
+
+func TestBearerTokenSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"abc", true}, {"a.b.c", true}, {"a+b/c==", true}, {"a~b-c_d", true},
+		{"", false}, {"==", false}, {"a b", false}, {"a=b", false}, {"a\"b", false}, {"é", false},
+	} {
+		if got := isB64Token(tc.s); got != tc.want {
+			t.Errorf("isB64Token(%q) = %v; want %v", tc.s, got, tc.want)
+		}
+	}
+}
+
+func TestChallengeQuoting(t *testing.T) {
+	got := challenge(`a"b\c`+"\r\nX: y", "error", "invalid_token")
+	want := `Bearer realm="a\"b\\cX: y", error="invalid_token"`
+	if got != want {
+		t.Errorf("challenge = %q; want %q", got, want)
+	}
+	if got := challenge("", "error", "invalid_token"); got != `Bearer error="invalid_token"` {
+		t.Errorf("challenge without realm = %q", got)
+	}
+}
+
+// TestBackgroundRefresh drives run with short intervals: it retries a
+// failing issuer with backoff while the last good set keeps serving, and
+// installs the new set once the issuer answers.
+func TestBackgroundRefresh(t *testing.T) {
+	priv1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	doc := func(keys ...jose.JSONWebKey) []byte {
+		b, _ := json.Marshal(jose.JSONWebKeySet{Keys: keys})
+		return b
+	}
+	var hits atomic.Int64
+	var failing atomic.Bool
+	var current atomic.Pointer[[]byte]
+	first := doc(jose.JSONWebKey{Key: &priv1.PublicKey, KeyID: "one", Algorithm: "ES256", Use: "sig"})
+	current.Store(&first)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write(*current.Load())
+	}))
+	defer srv.Close()
+
+	var keys atomic.Pointer[keySet]
+	r := &remoteKeys{
+		url: srv.URL, client: srv.Client(), allowed: algES256 | algRS256 | algEdDSA,
+		log: slog.New(slog.DiscardHandler), keys: &keys, minRefetch: 10 * time.Millisecond, epoch: time.Now(),
+	}
+	if _, err := r.fetch(t.Context()); err != nil {
+		t.Fatalf("fetch = %v", err)
+	}
+	failing.Store(true)
+	second := doc(
+		jose.JSONWebKey{Key: &priv1.PublicKey, KeyID: "one", Algorithm: "ES256", Use: "sig"},
+		jose.JSONWebKey{Key: &priv2.PublicKey, KeyID: "two", Algorithm: "ES256", Use: "sig"},
+	)
+	current.Store(&second)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.run(ctx, 5*time.Millisecond)
+	}()
+	// Retries at about 5, 15, 35, 75, 155ms.
+	waitFor(t, time.Second, func() bool { return hits.Load() >= 4 })
+	if keys.Load().byKID["one"] == nil {
+		t.Fatal("last good set lost while the issuer fails")
+	}
+	failing.Store(false)
+	waitFor(t, 2*time.Second, func() bool { return keys.Load().byKID["two"] != nil })
+	settled := hits.Load()
+	time.Sleep(100 * time.Millisecond)
+	if n := hits.Load() - settled; n != 0 {
+		t.Errorf("%d fetches after success with max-age=3600; want 0", n)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("run did not stop when its context ended")
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
