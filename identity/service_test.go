@@ -565,3 +565,31 @@ func TestDummyHashMatchesCurrentParams(t *testing.T) {
 		t.Errorf("dummy hash params = %+v, %v; want %+v", p, err, f.svc.Hasher().Params())
 	}
 }
+
+func TestConcurrentFailuresLockOnce(t *testing.T) {
+	f := newFixture(t, Options{LockoutThreshold: 5, LockoutDuration: time.Minute})
+	alice := f.createAlice(t)
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := f.svc.Authenticate(t.Context(), "alice", "wrong password number x", meta)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("concurrent Authenticate = %v; want ErrInvalidCredentials", err)
+		}
+	}
+	u := f.user(t, alice.ID)
+	if u.FailedLogins < 5 || u.LockedUntil.IsZero() {
+		t.Errorf("after %d concurrent failures: failed=%d until=%v; want >= 5 and locked", n, u.FailedLogins, u.LockedUntil)
+	}
+	if got := f.audit(t, events.UserLocked); len(got) != 1 {
+		t.Errorf("auth.user_locked entries = %d; want exactly 1", len(got))
+	}
+	if got := f.audit(t, events.LoginFailed); len(got) != n {
+		t.Errorf("auth.login.failed entries = %d; want %d", len(got), n)
+	}
+}

@@ -58,7 +58,7 @@ func newSealer(secret []byte, old [][]byte) (*sealer, error) {
 	s := &sealer{aeads: make([]cipher.AEAD, 0, 1+len(old))}
 	for i, sec := range append([][]byte{secret}, old...) {
 		if len(sec) < MinSecretLen {
-			return nil, fmt.Errorf("keys: old secret %d must be at least %d bytes", i, MinSecretLen)
+			return nil, fmt.Errorf("keys: old secret %d must be at least %d bytes", i, MinSecretLen) // i >= 1: secret was checked above
 		}
 		aead, err := deriveAEAD(sec)
 		if err != nil {

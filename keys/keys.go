@@ -372,6 +372,10 @@ func (m *Manager) Sign(ctx context.Context, claims []byte) (string, error) {
 // than MaxTokenSize. An unknown kid makes Verify reload the key set once (at
 // most once every few seconds across all callers) before failing with
 // ErrUnknownKey. Verify checks no claim: exp, nbf, iss, aud are the caller's.
+//
+// Every segment must be canonical base64url, so a token has one spelling;
+// but an ECDSA signature (r, s) has a twin (r, n-s) that verifies too, so
+// identify tokens by their jti, never by their string or signature.
 func (m *Manager) Verify(ctx context.Context, token string) (claims []byte, kid string, err error) {
 	if len(token) > MaxTokenSize {
 		return nil, "", &tokenError{reason: ErrTokenTooLarge}

@@ -144,7 +144,7 @@ func testOptions(alg string, clock *fakeClock) Options {
 
 func newTestManager(t testing.TB, store Store, opts Options) *Manager {
 	t.Helper()
-	m, err := NewManager(context.Background(), store, opts)
+	m, err := NewManager(t.Context(), store, opts)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}

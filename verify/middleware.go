@@ -57,7 +57,13 @@ func (v *Verifier) middleware(next http.Handler, check func(context.Context, str
 		}
 		claims, err := check(r.Context(), token)
 		if err != nil {
-			v.log.LogAttrs(r.Context(), slog.LevelInfo, "verify: token rejected",
+			// Refused tokens are routine (expiry, typos, probes): Debug.
+			// Not being able to ask authd is the operator's concern: Warn.
+			level := slog.LevelDebug
+			if errors.Is(err, ErrUnavailable) {
+				level = slog.LevelWarn
+			}
+			v.log.LogAttrs(r.Context(), level, "verify: token rejected",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 			if errors.Is(err, ErrUnavailable) {
 				writeError(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "the authorization server cannot be reached")

@@ -53,8 +53,11 @@ func splitToken(s string) (token, error) {
 	if dot1 == 0 || dot2 == dot1+1 || dot2 == len(s)-1 {
 		return token{}, fmt.Errorf("%w: empty part", ErrInvalid)
 	}
-	raw := []byte(s)
-	return token{raw: raw, dot1: dot1, dot2: dot2, buf: make([]byte, 0, len(raw))}, nil
+	// One allocation: the token's bytes, then room for its decoded parts
+	// (never longer than the encoded ones).
+	mem := make([]byte, 2*len(s))
+	raw := mem[:copy(mem, s):len(s)]
+	return token{raw: raw, dot1: dot1, dot2: dot2, buf: mem[len(s):len(s)]}, nil
 }
 
 // decode appends the decoded base64url part to t.buf and returns it.

@@ -84,6 +84,7 @@ type deps struct {
 	log      *slog.Logger
 	store    storage.Store
 	redis    *goredis.Client // nil without AUTHD_REDIS_URL
+	cache    *redis.Denylist // the Redis denylist cache; nil without Redis
 	denylist storage.Denylist
 	keys     *keys.Manager
 	hasher   *oauth.SecretHasher
@@ -127,7 +128,8 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 			return nil, fmt.Errorf("redis url: invalid")
 		}
 		d.redis = goredis.NewClient(opts)
-		d.denylist = redis.New(d.redis, "authd:", st, redis.WithLogger(log))
+		d.cache = redis.New(d.redis, "authd:", st, redis.WithLogger(log))
+		d.denylist = d.cache
 	}
 	d.recorder = events.NewRecorder(st, nil)
 	d.identity = identity.NewService(st, d.recorder, identity.Options{

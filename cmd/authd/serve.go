@@ -51,6 +51,16 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	}
 	defer d.Close()
 	go d.keys.Run(ctx)
+	if d.cache != nil {
+		if err := d.cache.Warm(ctx); err != nil {
+			log.Warn("redis denylist: warm-up failed; answering from SQL until it succeeds", "error", err)
+		}
+		go func() {
+			if err := d.cache.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("redis denylist stopped", "error", err)
+			}
+		}()
+	}
 
 	secret, old := secretBytes(cfg)
 	provider, err := oauth.New(oauth.Options{

@@ -75,6 +75,10 @@ func New(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	case !strings.Contains(dsn, "pool_max_conns"):
 		cfg.MaxConns = int32(max(4, 4*runtime.GOMAXPROCS(0)))
 	}
+	// Session times in UTC (goose's version table uses timestamp without time zone).
+	if _, ok := cfg.ConnConfig.RuntimeParams["timezone"]; !ok {
+		cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
@@ -95,9 +99,6 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
-
-// Pool returns the underlying pool (for health metrics and tests).
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // querier is what both the pool and a transaction offer.
 type querier interface {

@@ -793,20 +793,31 @@ func newKey(state storage.KeyState) storage.SigningKey {
 
 func checkKeys(t *testing.T, what string, got, want []storage.SigningKey) {
 	t.Helper()
-	byID := func(a, b storage.SigningKey) int { return strings.Compare(a.ID, b.ID) }
-	got, want = slices.Clone(got), slices.Clone(want)
-	slices.SortFunc(got, byID)
-	slices.SortFunc(want, byID)
-	ok := len(got) == len(want)
-	for i := 0; ok && i < len(got); i++ {
-		g, w := got[i], want[i]
-		ok = g.ID == w.ID && g.Alg == w.Alg && g.State == w.State && bytes.Equal(g.PrivateKey, w.PrivateKey) &&
+	same := func(g, w storage.SigningKey) bool {
+		return g.ID == w.ID && g.Alg == w.Alg && g.State == w.State && bytes.Equal(g.PrivateKey, w.PrivateKey) &&
 			bytes.Equal(g.PublicKey, w.PublicKey) && sameTime(g.CreatedAt, w.CreatedAt) &&
 			sameTime(g.ActivatedAt, w.ActivatedAt) && sameTime(g.RetiredAt, w.RetiredAt) &&
 			sameTime(g.ExpiresAt, w.ExpiresAt) && isUTC(g.CreatedAt) && isUTC(g.ExpiresAt)
 	}
-	if !ok {
-		t.Fatalf("%s = %+v; want %+v", what, got, want)
+	gotByID := map[string]storage.SigningKey{}
+	for _, k := range got {
+		gotByID[k.ID] = k
+	}
+	var problems []string
+	if len(got) != len(want) {
+		problems = append(problems, fmt.Sprintf("%d keys, want %d", len(got), len(want)))
+	}
+	for _, w := range want {
+		g, ok := gotByID[w.ID]
+		switch {
+		case !ok:
+			problems = append(problems, "missing "+w.ID)
+		case !same(g, w):
+			problems = append(problems, fmt.Sprintf("%s = %+v, want %+v", w.ID, g, w))
+		}
+	}
+	if len(problems) > 0 {
+		t.Fatalf("%s: %s", what, strings.Join(problems, "; "))
 	}
 }
 
