@@ -37,12 +37,13 @@ const (
 // GoString and LogValue never show them, nor the password of a database or
 // Redis URL.
 type Config struct {
-	Issuer       string   // iss of every token, base of every metadata URL
-	HTTPAddr     string   // listen address
-	DatabaseURL  string   // postgres://..., postgresql://... or sqlite://PATH
-	RedisURL     string   // redis://... or rediss://...; empty keeps denylist and throttling in SQL / in process
-	KafkaBrokers []string // empty keeps events in the outbox and the log only
-	DataDir      string   // where dev mode keeps its generated secret
+	Issuer         string   // iss of every token, base of every metadata URL
+	HTTPAddr       string   // listen address
+	DatabaseURL    string   // postgres://..., postgresql://... or sqlite://PATH
+	RedisURL       string   // redis://... or rediss://...; empty keeps denylist and throttling in SQL / in process
+	RedisKeyPrefix string   // prefix of every Redis key authd writes
+	KafkaBrokers   []string // empty keeps events in the outbox and the log only
+	DataDir        string   // where dev mode keeps its generated secret
 
 	TLSCert               string // PEM certificate file; with TLSKey, serve HTTPS
 	TLSKey                string // PEM private key file
@@ -75,6 +76,7 @@ func Defaults() Config {
 		HTTPAddr:             ":8080",
 		DatabaseURL:          "sqlite://./data/authd.db",
 		DataDir:              "./data",
+		RedisKeyPrefix:       "authd:",
 		SigningAlg:           AlgES256,
 		AccessTokenTTL:       15 * time.Minute,
 		RefreshTokenTTL:      720 * time.Hour,

@@ -178,6 +178,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		"AUTHD_READ_HEADER_TIMEOUT":       "2s",
 		"AUTHD_PPROF_ADDR":                "127.0.0.1:6060",
 		"AUTHD_LOG_LEVEL":                 "debug",
+		"AUTHD_REDIS_KEY_PREFIX":          "svc1:",
 		"AUTHD_SOMETHING_AUTHD_IGNORES":   "x",
 		"HOME_IS_NOT_AUTHD_CONFIGURATION": "y",
 	}
@@ -187,7 +188,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 	}
 	want := Config{
 		Issuer: "https://id.example.com", HTTPAddr: ":9090", DatabaseURL: "postgres://authd@db/authd",
-		RedisURL: "redis://cache:6379/0", KafkaBrokers: []string{"k1:9092", "k2:9092"}, DataDir: "/var/lib/authd",
+		RedisURL: "redis://cache:6379/0", RedisKeyPrefix: "svc1:", KafkaBrokers: []string{"k1:9092", "k2:9092"}, DataDir: "/var/lib/authd",
 		TLSCert: "/tls/cert.pem", TLSKey: "/tls/key.pem", TLSTerminatedUpstream: true, Dev: true,
 		Secret: strings.Repeat("s", 32), SecretOld: []string{strings.Repeat("o", 32), strings.Repeat("p", 32)},
 		SigningAlg: "EdDSA", AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,

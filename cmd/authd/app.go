@@ -128,7 +128,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 			return nil, fmt.Errorf("redis url: invalid")
 		}
 		d.redis = goredis.NewClient(opts)
-		d.cache = redis.New(d.redis, "authd:", st, redis.WithLogger(log))
+		d.cache = redis.New(d.redis, cfg.RedisKeyPrefix, st, redis.WithLogger(log))
 		d.denylist = d.cache
 	}
 	d.recorder = events.NewRecorder(st, nil)

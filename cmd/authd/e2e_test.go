@@ -29,14 +29,19 @@ const testSecret = "e2e-test-secret-0123456789abcdef0123456789"
 
 // backend is a store the end-to-end tests run against.
 type backend struct {
-	name string
-	dsn  func(t testing.TB) string
+	name  string
+	dsn   func(t testing.TB) string
+	extra func(t testing.TB) map[string]string // more environment, e.g. Redis
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "authd.db") }},
-		{"postgres", storagetest.PostgresDSN},
+		{"sqlite", func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "authd.db") }, nil},
+		{"postgres", storagetest.PostgresDSN, nil},
+		{"postgres+redis", storagetest.PostgresDSN, func(t testing.TB) map[string]string {
+			u, prefix := storagetest.RedisURL(t)
+			return map[string]string{"AUTHD_REDIS_URL": u, "AUTHD_REDIS_KEY_PREFIX": prefix}
+		}},
 	}
 }
 
@@ -254,7 +259,16 @@ const userPassword = "correct horse battery staple"
 
 func newFixture(t *testing.T, b backend, extra map[string]string) *fixture {
 	t.Helper()
-	vars := envFor(t, b.dsn(t), extra)
+	all := map[string]string{}
+	if b.extra != nil {
+		for k, v := range b.extra(t) {
+			all[k] = v
+		}
+	}
+	for k, v := range extra {
+		all[k] = v
+	}
+	vars := envFor(t, b.dsn(t), all)
 	cli(t, vars, "", "migrate", "up")
 	f := &fixture{}
 	f.app = createClient(t, vars, "--id", "app", "--grant-types", "password,refresh_token", "--scopes", "openid profile email offline_access", "--audience", "orders,inventory")
