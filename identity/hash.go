@@ -251,3 +251,21 @@ func decodeArgon2id(encoded string) (Params, []byte, []byte, error) {
 	}
 	return p, salt, key, nil
 }
+
+// CheckEncoded reports whether encoded is a hash Verify can use: an argon2id
+// PHC string within bounds, or a bcrypt hash of an accepted cost.
+func (h *Hasher) CheckEncoded(encoded string) error {
+	switch {
+	case strings.HasPrefix(encoded, argon2idPrefix):
+		_, _, _, err := decodeArgon2id(encoded)
+		return err
+	case isBcrypt(encoded):
+		cost, err := bcrypt.Cost([]byte(encoded))
+		if err != nil || len(encoded) != 60 || cost > maxBcryptCost {
+			return fmt.Errorf("%w: bcrypt", ErrMalformedHash)
+		}
+		return nil
+	default:
+		return ErrUnsupportedHash
+	}
+}

@@ -21,18 +21,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/authd/authd/events"
+	"github.com/authd/authd/identity"
+	"github.com/authd/authd/keys"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 )
 
-// JWKSource serves the pre-rendered public key set (keys.Manager).
-type JWKSource interface {
+// KeySet serves the pre-rendered public key set and manages the keys (keys.Manager).
+type KeySet interface {
 	JWKS() (body []byte, etag string)
+	Keys(ctx context.Context) ([]keys.KeyInfo, error)
+	Rotate(ctx context.Context) (storage.SigningKey, error)
 }
 
-// Users is what the handlers read about users.
-type Users interface {
-	GetUser(ctx context.Context, id string) (storage.User, error)
+// Store is what the account and admin APIs read and write.
+type Store interface {
+	storage.Users
+	storage.Clients
+	storage.Audit
+	storage.Transactor
+}
+
+// Identity is the account logic (identity.Service).
+type Identity interface {
+	CreateUser(ctx context.Context, nu identity.NewUser, m identity.Meta) (storage.User, error)
+	ChangePassword(ctx context.Context, userID, current, next string, m identity.Meta, also func(ctx context.Context) error) error
+	Unlock(ctx context.Context, userID string, m identity.Meta) (storage.User, error)
+}
+
+// Recorder records security events in the caller's transaction.
+type Recorder interface {
+	Record(ctx context.Context, e events.Event) error
 }
 
 // Check is a readiness probe of one dependency.
@@ -46,8 +66,11 @@ type Check struct {
 type Config struct {
 	Issuer          string
 	OAuth           *oauth.Provider
-	Keys            JWKSource
-	Users           Users
+	Keys            KeySet
+	Store           Store
+	Identity        Identity
+	Recorder        Recorder
+	ClientHasher    *oauth.SecretHasher
 	Checks          []Check
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry // nil: a new one
@@ -89,7 +112,7 @@ func etagOf(b []byte) string {
 
 // New builds the handler.
 func New(cfg Config) (*Server, error) {
-	if cfg.OAuth == nil || cfg.Keys == nil || cfg.Users == nil || cfg.Issuer == "" {
+	if cfg.OAuth == nil || cfg.Keys == nil || cfg.Store == nil || cfg.Identity == nil || cfg.Recorder == nil || cfg.ClientHasher == nil || cfg.Issuer == "" {
 		return nil, errors.New("server: missing dependency")
 	}
 	if cfg.Logger == nil {
@@ -156,6 +179,26 @@ func (s *Server) routes() {
 	r.HandleFunc("/oauth2/introspect", s.cfg.OAuth.Introspect).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/revoke", s.cfg.OAuth.Revoke).Methods(http.MethodPost)
 	r.HandleFunc("/userinfo", s.userinfo).Methods(http.MethodGet, http.MethodPost)
+
+	api := r.PathPrefix("/api/v1").Subrouter()
+	api.Handle("/signup", s.rateLimit(http.HandlerFunc(s.signup))).Methods(http.MethodPost)
+	api.Handle("/me", s.userAuth(s.me)).Methods(http.MethodGet)
+	api.Handle("/me/password", s.userAuth(s.changePassword)).Methods(http.MethodPost)
+	api.Handle("/logout", s.userAuth(s.logout)).Methods(http.MethodPost)
+	adm := api.PathPrefix("/admin").Subrouter()
+	adm.Handle("/users", s.adminAuth(s.listUsers)).Methods(http.MethodGet)
+	adm.Handle("/users/{id}", s.adminAuth(s.getUser)).Methods(http.MethodGet)
+	adm.Handle("/users/{id}", s.adminAuth(s.patchUser)).Methods(http.MethodPatch)
+	adm.Handle("/users/{id}", s.adminAuth(s.deleteUser)).Methods(http.MethodDelete)
+	adm.Handle("/users/{id}/unlock", s.adminAuth(s.unlockUser)).Methods(http.MethodPost)
+	adm.Handle("/clients", s.adminAuth(s.listClients)).Methods(http.MethodGet)
+	adm.Handle("/clients", s.adminAuth(s.createClient)).Methods(http.MethodPost)
+	adm.Handle("/clients/{id}", s.adminAuth(s.getClient)).Methods(http.MethodGet)
+	adm.Handle("/clients/{id}", s.adminAuth(s.patchClient)).Methods(http.MethodPatch)
+	adm.Handle("/clients/{id}", s.adminAuth(s.deleteClient)).Methods(http.MethodDelete)
+	adm.Handle("/keys", s.adminAuth(s.listKeys)).Methods(http.MethodGet)
+	adm.Handle("/keys/rotate", s.adminAuth(s.rotateKeys)).Methods(http.MethodPost)
+	adm.Handle("/audit", s.adminAuth(s.audit)).Methods(http.MethodGet)
 
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -289,7 +332,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeBearerError(w, r, true)
 		return
 	}
-	u, err := s.cfg.Users.GetUser(r.Context(), c.Subject)
+	u, err := s.cfg.Store.GetUser(r.Context(), c.Subject)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
 		writeBearerError(w, r, true)
 		return
@@ -308,15 +351,4 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(out)
-}
-
-// writeProblem writes an RFC 9457 problem+json body.
-func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail,
-		"instance": r.URL.Path,
-	})
 }

@@ -187,3 +187,63 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func TestDefaultClientRedirects(t *testing.T) {
+	var plainHits atomic.Int64
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainHits.Add(1)
+		if r.URL.Path == "/loop" {
+			http.Redirect(w, r, "/loop", http.StatusFound)
+			return
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer plain.Close()
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/down":
+			http.Redirect(w, r, plain.URL+"/keys", http.StatusFound)
+		case "/up":
+			http.Redirect(w, r, "/keys", http.StatusFound)
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	}))
+	defer secure.Close()
+
+	client := defaultHTTPClient()
+	client.Transport = secure.Client().Transport
+	if _, err := get(t.Context(), client, secure.URL+"/down", "", 1024); err == nil {
+		t.Error("redirect from https to http followed; want an error")
+	}
+	if n := plainHits.Load(); n != 0 {
+		t.Errorf("http server reached %d times through a downgrade", n)
+	}
+	if resp, err := get(t.Context(), client, secure.URL+"/up", "", 1024); err != nil || resp.status != http.StatusOK {
+		t.Errorf("same-scheme redirect = %v, %v; want 200", resp, err)
+	}
+	if _, err := get(t.Context(), client, plain.URL+"/loop", "", 1024); err == nil {
+		t.Error("redirect loop followed without end")
+	}
+	if n := plainHits.Load(); n > 4 {
+		t.Errorf("redirect loop fetched %d times; want at most 4", n)
+	}
+}
+
+func TestIntrospectionCacheBounded(t *testing.T) {
+	in := &introspector{ttl: time.Minute, cache: make(map[[32]byte]introspection)}
+	for i := range maxIntrospectionCache + 10 {
+		var key [32]byte
+		key[0], key[1], key[2] = byte(i), byte(i>>8), byte(i>>16)
+		in.store(key, true)
+	}
+	if n := len(in.cache); n > maxIntrospectionCache {
+		t.Errorf("cache holds %d answers; want at most %d", n, maxIntrospectionCache)
+	}
+	var last [32]byte
+	i := maxIntrospectionCache + 9
+	last[0], last[1], last[2] = byte(i), byte(i>>8), byte(i>>16)
+	if active, ok := in.lookup(last); !ok || !active {
+		t.Errorf("lookup(newest) = %v, %v; want true, true", active, ok)
+	}
+}

@@ -83,7 +83,7 @@ func onlineSetup(t *testing.T, ttl time.Duration, id, secret string) (*issuer, *
 }
 
 func TestIntrospect(t *testing.T) {
-	is, f, v, key := onlineSetup(t, 100*time.Millisecond, "orders:api", "s3cret with spaces & symbols")
+	is, f, v, key := onlineSetup(t, 500*time.Millisecond, "orders:api", "s3cret with spaces & symbols")
 	token := key.sign(t, claims(is.url()))
 
 	for range 5 {
@@ -104,7 +104,7 @@ func TestIntrospect(t *testing.T) {
 	if _, err := v.Introspect(t.Context(), token); err != nil {
 		t.Errorf("Introspect(revoked, within cache TTL) = %v; want the cached active answer", err)
 	}
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	for range 3 {
 		if _, err := v.Introspect(t.Context(), token); !errors.Is(err, verify.ErrRevoked) {
 			t.Fatalf("Introspect(revoked, after TTL) = %v; want ErrRevoked", err)

@@ -265,24 +265,31 @@ func (r *remoteKeys) run(ctx context.Context, interval time.Duration) {
 			return
 		case <-timer.C:
 		}
-		res, err, _ := r.group.Do("jwks", func() (any, error) {
+		// DoChan, not Do: Close must not wait for a refetch in flight.
+		ch := r.group.DoChan("jwks", func() (any, error) {
 			fctx, cancel := context.WithTimeout(ctx, httpTimeout)
 			defer cancel()
 			interval, err := r.fetch(fctx)
 			return fetchResult{interval: interval}, err
 		})
+		var res singleflight.Result
+		select {
+		case <-ctx.Done():
+			return
+		case res = <-ch:
+		}
 		switch {
-		case err != nil:
+		case res.Err != nil:
 			if ctx.Err() != nil {
 				return
 			}
 			r.log.Warn("verify: key set refresh failed; keeping the last good set",
-				slog.String("url", r.url), slog.String("error", err.Error()), slog.Duration("retry_in", retry))
+				slog.String("url", r.url), slog.String("error", res.Err.Error()), slog.Duration("retry_in", retry))
 			wait = retry
 			retry = min(2*retry, defaultRefresh)
 		default:
 			retry = r.minRefetch
-			wait = res.(fetchResult).interval
+			wait = res.Val.(fetchResult).interval
 			if wait == 0 {
 				wait = minRefresh
 			}

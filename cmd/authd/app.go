@@ -19,6 +19,7 @@ import (
 	"github.com/authd/authd/config"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
+	"github.com/authd/authd/identity/blocklist"
 	"github.com/authd/authd/keys"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
@@ -134,6 +135,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 	d.recorder = events.NewRecorder(st, nil)
 	d.identity = identity.NewService(st, d.recorder, identity.Options{
 		LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration, Logger: log,
+		Blocklist: blocklist.Common(),
 	})
 	return d, nil
 }

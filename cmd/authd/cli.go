@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
@@ -95,35 +96,6 @@ func printStatus(ctx context.Context, w io.Writer, st storage.Store) error {
 	return tw.Flush()
 }
 
-// clientJSON is how the CLI prints a client; the secret appears only at creation.
-type clientJSON struct {
-	ID         string    `json:"client_id"`
-	Secret     string    `json:"client_secret,omitempty"`
-	Name       string    `json:"name,omitempty"`
-	Public     bool      `json:"public"`
-	AuthMethod string    `json:"token_endpoint_auth_method"`
-	GrantTypes []string  `json:"grant_types"`
-	Scopes     []string  `json:"scopes"`
-	Audience   []string  `json:"audience"`
-	Introspect bool      `json:"introspect"`
-	CreatedAt  time.Time `json:"created_at,omitzero"`
-}
-
-func toClientJSON(c storage.Client, secret string) clientJSON {
-	m := "client_secret_basic"
-	if c.Public {
-		m = "none"
-	}
-	nz := func(s []string) []string {
-		if s == nil {
-			return []string{}
-		}
-		return s
-	}
-	return clientJSON{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
-		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect, CreatedAt: c.CreatedAt}
-}
-
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -156,7 +128,7 @@ func (e *env) clientsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printJSON(e.stdout, toClientJSON(c, secret))
+				return printJSON(e.stdout, oauth.Document(c, secret))
 			})
 		},
 	}
@@ -180,9 +152,9 @@ func (e *env) clientsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				out := make([]clientJSON, 0, len(cs))
+				out := make([]oauth.ClientDocument, 0, len(cs))
 				for _, c := range cs {
-					out = append(out, toClientJSON(c, ""))
+					out = append(out, oauth.Document(c, ""))
 				}
 				return printJSON(e.stdout, out)
 			})
@@ -241,7 +213,62 @@ func (e *env) usersCommand() *cobra.Command {
 	f.StringArrayVar(&nu.Roles, "role", nil, "extra role (repeatable); every user has 'user'")
 	_ = create.MarkFlagRequired("username")
 	_ = create.MarkFlagRequired("email")
-	cmd.AddCommand(create)
+	imp := &cobra.Command{
+		Use:   "import",
+		Short: "import users from JSON lines on stdin: {\"username\",\"email\",\"password_hash\",\"roles\"}",
+		Long: "Each line is a user with a bcrypt ($2a$/$2b$/$2y$) or argon2id hash made elsewhere; the hash is kept\n" +
+			"and replaced by argon2id at the user's next successful login. Lines that fail are reported by number\n" +
+			"(never with their hash) and the others are still imported; the exit status is non-zero if any failed.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				sc := bufio.NewScanner(e.stdin)
+				sc.Buffer(make([]byte, 64<<10), 64<<10)
+				var ok, failed int
+				for n := 1; sc.Scan(); n++ {
+					line := strings.TrimSpace(sc.Text())
+					if line == "" {
+						continue
+					}
+					var in identity.Imported
+					dec := json.NewDecoder(strings.NewReader(line))
+					dec.DisallowUnknownFields()
+					err := dec.Decode(&in)
+					if err == nil {
+						_, err = d.identity.ImportUser(cmd.Context(), in, identity.Meta{})
+					}
+					switch {
+					case err == nil:
+						ok++
+					case errors.Is(err, storage.ErrConflict):
+						failed++
+						fmt.Fprintf(e.stderr, "line %d: username or email already taken\n", n)
+					default:
+						failed++
+						var ve *identity.ValidationError
+						if errors.As(err, &ve) {
+							fmt.Fprintf(e.stderr, "line %d: %s %s\n", n, ve.Field, ve.Reason)
+						} else if _, isJSON := err.(*json.SyntaxError); isJSON || strings.HasPrefix(err.Error(), "json:") {
+							fmt.Fprintf(e.stderr, "line %d: not a JSON user object\n", n)
+						} else {
+							return fmt.Errorf("line %d: %w", n, err)
+						}
+					}
+				}
+				if err := sc.Err(); err != nil {
+					return fmt.Errorf("read stdin: %w", err)
+				}
+				if err := printJSON(e.stdout, map[string]int{"imported": ok, "failed": failed}); err != nil {
+					return err
+				}
+				if failed > 0 {
+					return &cliError{err: fmt.Errorf("%d of %d users not imported", failed, ok+failed), printed: false}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(create, imp)
 	return cmd
 }
 
@@ -266,6 +293,10 @@ func (e *env) keysCommand() *cobra.Command {
 				return e.withDeps(cmd.Context(), false, func(d *deps) error {
 					k, err := d.keys.Rotate(cmd.Context())
 					if err != nil {
+						return err
+					}
+					if err := d.recorder.Record(cmd.Context(), events.Event{Type: events.KeyRotated,
+						Data: map[string]any{"kid": k.ID, "alg": k.Alg, "by": "cli"}}); err != nil {
 						return err
 					}
 					_, err = fmt.Fprintf(e.stdout, "rotated: current key is %s (%s)\n", k.ID, k.Alg)

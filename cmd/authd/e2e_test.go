@@ -45,15 +45,22 @@ func backends() []backend {
 	}
 }
 
-// instance is a running authd serve.
+// instance is a running authd serve, seen from one (sub)test: its helpers
+// report failures to t.
 type instance struct {
-	t      *testing.T
+	t *testing.T
+	*process
+}
+
+// process is the serve itself, shared by the subtests.
+type process struct {
 	base   string
 	vars   map[string]string
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
 	once   sync.Once
+	t      *testing.T // the test that started it
 }
 
 type syncBuffer struct {
@@ -120,7 +127,7 @@ func start(t *testing.T, vars map[string]string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	ready := make(chan string, 1)
-	inst := &instance{t: t, vars: vars, cancel: cancel, done: make(chan error, 1), logs: logs}
+	inst := &instance{t: t, process: &process{t: t, vars: vars, cancel: cancel, done: make(chan error, 1), logs: logs}}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, lookupEnv: lookup(vars),
 		onReady: func(addr string) { ready <- addr }}
 	root := e.rootCommand()
@@ -140,9 +147,9 @@ func start(t *testing.T, vars map[string]string) *instance {
 	return inst
 }
 
-func (in *instance) stop() { in.once.Do(in.doStop) }
+func (in *process) stop() { in.once.Do(in.doStop) }
 
-func (in *instance) doStop() {
+func (in *process) doStop() {
 	in.cancel()
 	select {
 	case err := <-in.done:
@@ -281,6 +288,15 @@ func newFixture(t *testing.T, b backend, extra map[string]string) *fixture {
 	return f
 }
 
+// run runs fn as a subtest whose helpers report to the subtest.
+func (f *fixture) run(t *testing.T, name string, fn func(*fixture, *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		g := *f
+		g.instance = &instance{t: t, process: f.process}
+		fn(&g, t)
+	})
+}
+
 // jwks fetches the served key set.
 func (in *instance) jwks() jose.JSONWebKeySet {
 	in.t.Helper()
@@ -325,15 +341,15 @@ func TestEndToEnd(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, b, nil)
-			t.Run("discovery", f.testDiscovery)
-			t.Run("password grant with x/oauth2", f.testPasswordGrant)
-			t.Run("client credentials with x/oauth2", f.testClientCredentials)
-			t.Run("refresh rotation and reuse", f.testRefreshReuse)
-			t.Run("concurrent refresh", f.testConcurrentRefresh)
-			t.Run("introspection", f.testIntrospection)
-			t.Run("revocation", f.testRevocation)
-			t.Run("userinfo", f.testUserinfo)
-			t.Run("bad input", f.testBadInput)
+			f.run(t, "discovery", (*fixture).testDiscovery)
+			f.run(t, "password grant with x/oauth2", (*fixture).testPasswordGrant)
+			f.run(t, "client credentials with x/oauth2", (*fixture).testClientCredentials)
+			f.run(t, "refresh rotation and reuse", (*fixture).testRefreshReuse)
+			f.run(t, "concurrent refresh", (*fixture).testConcurrentRefresh)
+			f.run(t, "introspection", (*fixture).testIntrospection)
+			f.run(t, "revocation", (*fixture).testRevocation)
+			f.run(t, "userinfo", (*fixture).testUserinfo)
+			f.run(t, "bad input", (*fixture).testBadInput)
 		})
 	}
 }
@@ -684,7 +700,7 @@ func TestKeyRotationKeepsTokensValid(t *testing.T) {
 			_, m := f.passwordGrant(f.app, "alice", userPassword, nil)
 			oldAT, rt := str(m, "access_token"), str(m, "refresh_token")
 			oldHeader, _ := f.verifyJWT(oldAT)
-			f.stop()
+			f.process.stop()
 			cli(t, f.vars, "", "keys", "rotate")
 			in := start(t, f.vars)
 			f.instance = in

@@ -77,7 +77,8 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		checks = append(checks, server.Check{Name: "redis", Probe: func(ctx context.Context) error { return d.redis.Ping(ctx).Err() }})
 	}
 	srv, err := server.New(server.Config{
-		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Users: d.store, Checks: checks, Logger: log,
+		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
+		Recorder: d.recorder, ClientHasher: d.hasher, Checks: checks, Logger: log,
 		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin,
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -113,9 +114,8 @@ type ClientSpec struct {
 	Introspect bool
 }
 
-// NewClient validates spec and returns the record to store and the plain
-// secret (empty for public clients) to show once.
-func (h *SecretHasher) NewClient(ctx context.Context, spec ClientSpec) (storage.Client, string, error) {
+// Validate lists every problem of spec at once.
+func (spec ClientSpec) Validate() error {
 	var problems []error
 	if spec.ID == "" || len(spec.ID) > 128 || strings.ContainsFunc(spec.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
 		problems = append(problems, errors.New("client id must be 1-128 printable ASCII characters without spaces"))
@@ -138,12 +138,24 @@ func (h *SecretHasher) NewClient(ctx context.Context, spec ClientSpec) (storage.
 		problems = append(problems, errors.New("a public client cannot use client_credentials"))
 	}
 	for _, s := range append(slices.Clone(spec.Scopes), spec.Audience...) {
-		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r > '~' }) {
+		if s == "" || len(s) > 200 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r > '~' }) {
 			problems = append(problems, fmt.Errorf("invalid scope or audience %q", s))
 		}
 	}
+	if len(spec.Name) > 200 {
+		problems = append(problems, errors.New("name must be at most 200 characters"))
+	}
 	if err := errors.Join(problems...); err != nil {
-		return storage.Client{}, "", fmt.Errorf("oauth: invalid client: %w", err)
+		return fmt.Errorf("oauth: invalid client: %w", err)
+	}
+	return nil
+}
+
+// NewClient validates spec and returns the record to store and the plain
+// secret (empty for public clients) to show once.
+func (h *SecretHasher) NewClient(ctx context.Context, spec ClientSpec) (storage.Client, string, error) {
+	if err := spec.Validate(); err != nil {
+		return storage.Client{}, "", err
 	}
 	c := storage.Client{
 		ID: spec.ID, Name: spec.Name, Public: spec.Public,
@@ -158,6 +170,37 @@ func (h *SecretHasher) NewClient(ctx context.Context, spec ClientSpec) (storage.
 		c.SecretHash, _ = h.Hash(ctx, []byte(secret))
 	}
 	return c, secret, nil
+}
+
+// ClientDocument is how the CLI and the admin API show a client; the secret
+// appears only in the answer that created it.
+type ClientDocument struct {
+	ID         string    `json:"client_id"`
+	Secret     string    `json:"client_secret,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	Public     bool      `json:"public"`
+	AuthMethod string    `json:"token_endpoint_auth_method"`
+	GrantTypes []string  `json:"grant_types"`
+	Scopes     []string  `json:"scopes"`
+	Audience   []string  `json:"audience"`
+	Introspect bool      `json:"introspect"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+}
+
+// Document returns c as shown to operators, with secret when just created.
+func Document(c storage.Client, secret string) ClientDocument {
+	m := "client_secret_basic"
+	if c.Public {
+		m = "none"
+	}
+	nz := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return ClientDocument{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
+		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect, CreatedAt: c.CreatedAt}
 }
 
 func dedupe(in []string) []string {

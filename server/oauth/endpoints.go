@@ -320,3 +320,26 @@ func (p *Provider) RevokeSubject(ctx context.Context, subject, exceptFamily stri
 		return nil
 	})
 }
+
+// Logout revokes every refresh family of the token's user and the presented
+// access token itself, and records auth.logout, in one transaction: from
+// then on introspection answers inactive for all of them.
+func (p *Provider) Logout(ctx context.Context, c *AccessClaims, ip string) error {
+	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.RevokeSubject(ctx, c.Subject, ""); err != nil {
+			return err
+		}
+		if err := p.o.Denylist.Revoke(ctx,
+			storage.Revocation{Kind: storage.RevokedJTI, Value: c.ID, ExpiresAt: time.Unix(c.ExpiresAt, 0)},
+			storage.Revocation{Kind: storage.RevokedFamily, Value: c.Family, ExpiresAt: p.now().Add(p.o.AccessTokenTTL + time.Minute)},
+		); err != nil {
+			return err
+		}
+		if err := p.store.RevokeRefreshToken(ctx, c.Family); err != nil {
+			return err
+		}
+		return p.o.Recorder.Record(ctx, events.Event{
+			Type: events.Logout, Subject: c.Subject, ClientID: c.ClientID, IP: ip,
+		})
+	})
+}
