@@ -185,6 +185,9 @@ type devCredentials struct {
 // bootstrapDev creates the dev client and user once and prints how to sign in.
 // It is only reached in dev mode; it prints to the terminal, not to the log.
 func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
+	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
 	path := filepath.Join(d.cfg.DataDir, "dev-credentials.json")
 	var dc devCredentials
 	b, err := os.ReadFile(path)

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their paths and a pool trusting it.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "authd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestServeTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	addr := freeAddr(t)
+	vars := map[string]string{
+		"AUTHD_ISSUER": "https://" + addr, "AUTHD_HTTP_ADDR": addr, "AUTHD_SECRET": testSecret,
+		"AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
+		"AUTHD_TLS_CERT": certFile, "AUTHD_TLS_KEY": keyFile, "AUTHD_LOG_LEVEL": "warn",
+	}
+	in := start(t, vars)
+	base := strings.Replace(in.base, "http://", "https://", 1)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(base + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Errorf("HTTPS discovery: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+	if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+		t.Errorf("TLS version %v", resp.TLS)
+	}
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
+	if resp, err := old.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("a TLS 1.1 client was served")
+	}
+}
+
+func TestServeRefusesPlainHTTP(t *testing.T) {
+	vars := map[string]string{
+		"AUTHD_ISSUER": "https://auth.example.com", "AUTHD_HTTP_ADDR": freeAddr(t), "AUTHD_SECRET": testSecret,
+		"AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
+	}
+	var out, errb bytes.Buffer
+	root := newRootCommand(strings.NewReader(""), &out, &errb, lookup(vars))
+	root.SetArgs([]string{"serve"})
+	err := root.ExecuteContext(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "AUTHD_TLS_CERT") || !strings.Contains(err.Error(), "AUTHD_TLS_TERMINATED_UPSTREAM") {
+		t.Errorf("serve without TLS or dev: %v; want a refusal naming AUTHD_TLS_CERT and AUTHD_TLS_TERMINATED_UPSTREAM", err)
+	}
+	if strings.Contains(err.Error()+errb.String(), testSecret) {
+		t.Errorf("the secret appears in the error")
+	}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWithRealAuthd runs authd and this service as real processes: sign up,
+// log in, create an order, a user's DELETE is 403 and an admin's 204, and in
+// online mode a token revoked by logout is refused at once.
+func TestWithRealAuthd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs two binaries")
+	}
+	dir := t.TempDir()
+	authd := filepath.Join(dir, "authd")
+	orders := filepath.Join(dir, "orders")
+	build(t, authd, "github.com/authd/authd/cmd/authd")
+	build(t, orders, "github.com/authd/authd/examples/orders")
+
+	authAddr := freeAddr(t)
+	issuer := "http://" + authAddr
+	env := append(os.Environ(),
+		"AUTHD_DEV=true", "AUTHD_ISSUER="+issuer, "AUTHD_HTTP_ADDR="+authAddr,
+		"AUTHD_DATABASE_URL=sqlite://"+filepath.Join(dir, "authd.db"), "AUTHD_DATA_DIR="+filepath.Join(dir, "data"),
+		"AUTHD_SECRET=orders-e2e-secret-0123456789abcdef0123456789", "AUTHD_RATE_LIMIT_TOKEN_PER_MIN=0", "AUTHD_LOG_LEVEL=warn",
+	)
+	runCmd(t, env, "", authd, "migrate", "up")
+	runCmd(t, env, "", authd, "clients", "create", "--id", "orders-cli", "--secret", "orders-cli-secret-0123456789abcdef0123",
+		"--grant-types", "password,refresh_token", "--scopes", "openid profile", "--audience", "orders")
+	runCmd(t, env, "", authd, "clients", "create", "--id", "orders-rs", "--secret", "orders-rs-secret-0123456789abcdef01234",
+		"--grant-types", "client_credentials", "--introspect")
+	runCmd(t, env, "chief of everything 42\n", authd, "users", "create", "--username", "boss", "--email", "boss@example.org", "--password-stdin", "--role", "admin")
+	start(t, env, issuer+"/readyz", authd, "serve")
+
+	local, online := freeAddr(t), freeAddr(t)
+	oenv := append(os.Environ(), "ORDERS_CLIENT_SECRET=orders-rs-secret-0123456789abcdef01234")
+	start(t, oenv, "http://"+local+"/healthz", orders, "-addr", local, "-issuer", issuer, "-audience", "orders")
+	start(t, oenv, "http://"+online+"/healthz", orders, "-addr", online, "-issuer", issuer, "-audience", "orders", "-online", "-client-id", "orders-rs")
+
+	code, body := call(t, "POST", issuer+"/api/v1/signup", "", `{"username":"alice","email":"alice@example.org","password":"purple otter wanders at dawn"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("signup: %d %s", code, body)
+	}
+	alice := login(t, issuer, "alice", "purple otter wanders at dawn")
+	boss := login(t, issuer, "boss", "chief of everything 42")
+
+	code, body = call(t, "POST", "http://"+local+"/orders", alice, `{"item":"book","quantity":2}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create order: %d %s", code, body)
+	}
+	var order struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal([]byte(body), &order)
+	if code, body := call(t, "GET", "http://"+local+"/orders/"+order.ID, alice, ""); code != http.StatusOK {
+		t.Errorf("get own order: %d %s", code, body)
+	}
+	if code, _ := call(t, "DELETE", "http://"+local+"/orders/"+order.ID, alice, ""); code != http.StatusForbidden {
+		t.Errorf("user's DELETE: %d; want 403", code)
+	}
+	if code, _ := call(t, "DELETE", "http://"+local+"/orders/"+order.ID, boss, ""); code != http.StatusNoContent {
+		t.Errorf("admin's DELETE: %d; want 204", code)
+	}
+	if code, _ := call(t, "GET", "http://"+local+"/orders", "not-a-token", ""); code != http.StatusUnauthorized {
+		t.Errorf("garbage token: %d; want 401", code)
+	}
+
+	// Online mode sees revocation at once; local mode, by design, not until expiry.
+	if code, body := call(t, "POST", "http://"+online+"/orders", alice, `{"item":"pen","quantity":1}`); code != http.StatusCreated {
+		t.Fatalf("online create: %d %s", code, body)
+	}
+	if code, body := call(t, "POST", issuer+"/api/v1/logout", alice, ""); code != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second) // the online cache keeps answers a few seconds
+	for {
+		code, _ := call(t, "GET", "http://"+online+"/orders", alice, "")
+		if code == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("online mode still accepts a revoked token: %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, _ := call(t, "GET", "http://"+local+"/orders", alice, ""); code != http.StatusOK {
+		t.Errorf("local mode with a revoked, unexpired token: %d; want 200 (local checks cannot see revocation)", code)
+	}
+}
+
+func build(t *testing.T, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func runCmd(t *testing.T, env []string, stdin string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, b)
+	}
+}
+
+// start runs a long-lived process until the test ends and waits for ready to answer 200.
+func start(t *testing.T, env []string, ready, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(ready)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready", filepath.Base(name))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become ready", filepath.Base(name))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func call(t *testing.T, method, u, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func login(t *testing.T, issuer, user, pass string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "audience": {"orders"}}
+	req, _ := http.NewRequest("POST", issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("orders-cli", "orders-cli-secret-0123456789abcdef0123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	at, _ := m["access_token"].(string)
+	if resp.StatusCode != http.StatusOK || at == "" {
+		t.Fatalf("login %s: %d %v", user, resp.StatusCode, m)
+	}
+	return at
+}
+
