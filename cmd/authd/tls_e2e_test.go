@@ -53,7 +53,7 @@ func TestServeTLS(t *testing.T) {
 	vars := map[string]string{
 		"AUTHD_ISSUER": "https://" + addr, "AUTHD_HTTP_ADDR": addr, "AUTHD_SECRET": testSecret,
 		"AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
-		"AUTHD_TLS_CERT": certFile, "AUTHD_TLS_KEY": keyFile, "AUTHD_LOG_LEVEL": "warn",
+		"AUTHD_TLS_CERT":     certFile, "AUTHD_TLS_KEY": keyFile, "AUTHD_LOG_LEVEL": "warn",
 	}
 	in := start(t, vars)
 	base := strings.Replace(in.base, "http://", "https://", 1)

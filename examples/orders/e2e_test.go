@@ -208,4 +208,3 @@ func login(t *testing.T, issuer, user, pass string) string {
 	}
 	return at
 }
-

@@ -43,7 +43,9 @@ func (l *List) Contains(password string) bool {
 	if _, ok := l.set[p]; ok {
 		return true
 	}
-	core := strings.TrimFunc(p, func(r rune) bool { return unicode.IsDigit(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r) })
+	core := strings.TrimFunc(p, func(r rune) bool {
+		return unicode.IsDigit(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r)
+	})
 	if len(core) < 4 || core == p {
 		return false
 	}
