@@ -199,8 +199,9 @@ func deref[T any](p *T) T {
 }
 
 func (s *Server) writeClientError(w http.ResponseWriter, r *http.Request, err error) {
-	if strings.HasPrefix(err.Error(), "oauth: invalid client") {
-		writeProblem(w, r, http.StatusBadRequest, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "oauth: invalid client: "), "\n", "; "))
+	var se *oauth.ClientSpecError
+	if errors.As(err, &se) {
+		writeProblem(w, r, http.StatusBadRequest, "Invalid client: "+strings.Join(se.Problems, "; ")+".")
 		return
 	}
 	if errors.Is(err, storage.ErrConflict) {

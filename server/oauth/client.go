@@ -145,10 +145,23 @@ func (spec ClientSpec) Validate() error {
 	if len(spec.Name) > 200 {
 		problems = append(problems, errors.New("name must be at most 200 characters"))
 	}
-	if err := errors.Join(problems...); err != nil {
-		return fmt.Errorf("oauth: invalid client: %w", err)
+	if len(problems) > 0 {
+		e := &ClientSpecError{}
+		for _, p := range problems {
+			e.Problems = append(e.Problems, p.Error())
+		}
+		return e
 	}
 	return nil
+}
+
+// ClientSpecError lists what is wrong with a client specification.
+type ClientSpecError struct {
+	Problems []string
+}
+
+func (e *ClientSpecError) Error() string {
+	return "oauth: invalid client: " + strings.Join(e.Problems, "; ")
 }
 
 // NewClient validates spec and returns the record to store and the plain
