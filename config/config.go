@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -64,6 +65,10 @@ type Config struct {
 
 	ShutdownTimeout   time.Duration // how long serve waits for in-flight requests on SIGTERM
 	ReadHeaderTimeout time.Duration // http.Server.ReadHeaderTimeout
+
+	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For is believed
+	// when finding a client's IP (rate limits, audit trail); empty trusts none.
+	TrustedProxies []string
 
 	PprofAddr string // listen address of net/http/pprof; empty turns it off
 	LogLevel  string // debug, info, warn or error
@@ -156,6 +161,13 @@ func (c Config) Validate() error {
 	// Listeners.
 	if err := checkAddr(c.HTTPAddr); err != nil {
 		bad("AUTHD_HTTP_ADDR", "%v", err)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("AUTHD_TRUSTED_PROXIES", "%q is neither a CIDR nor an IP address", p)
+			}
+		}
 	}
 	if c.PprofAddr != "" {
 		if err := checkAddr(c.PprofAddr); err != nil {

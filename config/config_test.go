@@ -179,6 +179,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		"AUTHD_PPROF_ADDR":                "127.0.0.1:6060",
 		"AUTHD_LOG_LEVEL":                 "debug",
 		"AUTHD_REDIS_KEY_PREFIX":          "svc1:",
+		"AUTHD_TRUSTED_PROXIES":           "10.0.0.0/8, 192.168.1.1",
 		"AUTHD_SOMETHING_AUTHD_IGNORES":   "x",
 		"HOME_IS_NOT_AUTHD_CONFIGURATION": "y",
 	}
@@ -194,7 +195,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		SigningAlg: "EdDSA", AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
 		LockoutThreshold: 3, LockoutDuration: time.Hour, RateLimitTokenPerMin: 0,
 		ShutdownTimeout: 5 * time.Second, ReadHeaderTimeout: 2 * time.Second,
-		PprofAddr: "127.0.0.1:6060", LogLevel: "debug",
+		PprofAddr: "127.0.0.1:6060", LogLevel: "debug", TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		// Compare field by field: %v of a Config hides the secrets.
@@ -353,6 +354,8 @@ func TestValidate(t *testing.T) {
 		{"http addr no port", func(c *Config) { c.HTTPAddr = "localhost" }, "AUTHD_HTTP_ADDR"},
 		{"pprof same as http", func(c *Config) { c.PprofAddr = c.HTTPAddr }, "AUTHD_PPROF_ADDR"},
 		{"pprof ok", func(c *Config) { c.PprofAddr = "127.0.0.1:6060" }, ""},
+		{"trusted proxy not a CIDR", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "AUTHD_TRUSTED_PROXIES"},
+		{"trusted proxies ok", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "::1"} }, ""},
 		{"mysql", func(c *Config) { c.DatabaseURL = "mysql://db/authd" }, "AUTHD_DATABASE_URL"},
 		{"sqlite empty path", func(c *Config) { c.DatabaseURL = "sqlite://" }, "AUTHD_DATABASE_URL"},
 		{"sqlite without slashes", func(c *Config) { c.DatabaseURL = "sqlite:authd.db" }, "AUTHD_DATABASE_URL"},

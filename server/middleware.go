@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,13 +183,44 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }
 
-// clientIP is the connection's address. Forwarded headers are not trusted.
-func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the address of the request's client (see ClientIPFunc).
+func (s *Server) clientIP(r *http.Request) string { return s.ipOf(r) }
+
+// ClientIPFunc returns how authd finds a request's client address: the
+// connection's peer, unless that peer is a trusted proxy, in which case
+// X-Forwarded-For is walked from the right past trusted proxies. Addresses a
+// client put at the left end of the header are never believed.
+func ClientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
 	}
-	return host
+	return func(r *http.Request) string {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		peer, err := netip.ParseAddr(host)
+		if err != nil || len(trusted) == 0 || !isTrusted(peer) {
+			return host
+		}
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				return peer.String() // a malformed hop: stop at the last address we trust
+			}
+			if !isTrusted(a) {
+				return a.Unmap().String()
+			}
+			peer = a
+		}
+		return peer.Unmap().String()
+	}
 }
 
 // ipLimiter is a token bucket per client IP: perMin requests a minute with a

@@ -73,10 +73,11 @@ type Config struct {
 	ClientHasher    *oauth.SecretHasher
 	Checks          []Check
 	Logger          *slog.Logger
-	Registry        *prometheus.Registry // nil: a new one
-	HSTS            bool                 // set when serving TLS
-	MaxBodyBytes    int64                // default 64 KiB
-	RateLimitPerMin int                  // per client IP on token and signup; 0: off
+	Registry        *prometheus.Registry       // nil: a new one
+	HSTS            bool                       // set when serving TLS
+	MaxBodyBytes    int64                      // default 64 KiB
+	RateLimitPerMin int                        // per client IP on token and signup; 0: off
+	ClientIP        func(*http.Request) string // nil: the connection's peer (see ClientIPFunc)
 	Now             func() time.Time
 }
 
@@ -87,6 +88,7 @@ type Server struct {
 	router    *mux.Router
 	metrics   *metrics
 	limiter   *ipLimiter
+	ipOf      func(*http.Request) string
 	discovery document
 	oidc      document
 }
@@ -128,7 +130,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, ipOf: cfg.ClientIP}
+	if s.ipOf == nil {
+		s.ipOf = ClientIPFunc(nil)
+	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("server: metrics: %w", err)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -62,12 +63,22 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		}()
 	}
 
+	var proxies []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, _ := netip.ParseAddr(p) // Validate accepted it as one or the other
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		proxies = append(proxies, pfx)
+	}
+	clientIP := server.ClientIPFunc(proxies)
 	secret, old := secretBytes(cfg)
 	provider, err := oauth.New(oauth.Options{
 		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshFamilyTTL: cfg.RefreshFamilyTTL, Secret: secret, OldSecrets: old,
 		Store: d.store, Denylist: d.denylist, Signer: d.keys, Auth: d.identity, Recorder: d.recorder,
-		Hasher: d.hasher, Logger: log,
+		Hasher: d.hasher, Logger: log, ClientIP: clientIP,
 	})
 	if err != nil {
 		return err
@@ -79,7 +90,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
 		Recorder: d.recorder, ClientHasher: d.hasher, Checks: checks, Logger: log,
-		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin,
+		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin, ClientIP: clientIP,
 	})
 	if err != nil {
 		return err
