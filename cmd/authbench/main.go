@@ -55,6 +55,7 @@ type config struct {
 	repeat      int
 	timeout     time.Duration
 	jsonOut     bool
+	jsonFile    string
 	label       string
 	pid         int
 	allowRemote bool
@@ -97,6 +98,19 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	rep, err := b.runAll(ctx)
 	if err != nil {
 		return err
+	}
+	if cfg.jsonFile != "" {
+		f, err := os.Create(cfg.jsonFile)
+		if err != nil {
+			return fmt.Errorf("results file: %w", err)
+		}
+		err = rep.writeJSON(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("results file: %w", err)
+		}
 	}
 	if cfg.jsonOut {
 		return rep.writeJSON(stdout)
@@ -147,6 +161,7 @@ Flags:
 	fs.IntVar(&cfg.repeat, "repeat", 1, "runs of each scenario; with more than one, the medians are reported too")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON instead of a table")
+	fs.StringVar(&cfg.jsonFile, "o", "", "also write the results as JSON to this file")
 	fs.StringVar(&cfg.label, "label", "", "label of this target in the output (e.g. sqlite, postgres)")
 	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server on this machine: report its RSS after each run (Linux)")
 	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a target that is not on a loopback address (only your own servers)")
