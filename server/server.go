@@ -158,20 +158,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 func (s *Server) routes() {
 	r := mux.NewRouter()
 	r.Use(s.observe, s.secure)
-	r.NotFoundHandler = s.observe(s.secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isOAuthPath(r.URL.Path) {
-			writeOAuthError(w, http.StatusNotFound, "invalid_request", "Unknown endpoint.")
-			return
-		}
-		writeProblem(w, r, http.StatusNotFound, "No such resource.")
-	})))
-	r.MethodNotAllowedHandler = s.observe(s.secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isOAuthPath(r.URL.Path) {
-			writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed.")
-			return
-		}
-		writeProblem(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
-	})))
+	r.NotFoundHandler = s.observe(s.secure(s.fallback(http.StatusNotFound, "No such resource.")))
+	r.MethodNotAllowedHandler = s.observe(s.secure(s.fallback(http.StatusMethodNotAllowed, "Method not allowed.")))
 
 	r.Handle("/.well-known/oauth-authorization-server", s.serveDocument(func() document { return s.discovery }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/openid-configuration", s.serveDocument(func() document { return s.oidc }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
@@ -213,6 +201,17 @@ func (s *Server) routes() {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.router = r
+}
+
+// fallback answers unrouted requests: RFC 6749 JSON under /oauth2/, problem+json elsewhere.
+func (s *Server) fallback(status int, detail string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isOAuthPath(r.URL.Path) {
+			writeOAuthError(w, status, "invalid_request", detail)
+			return
+		}
+		writeProblem(w, r, status, detail)
+	})
 }
 
 // metadata is the RFC 8414 document; oidc adds the OpenID Connect Discovery fields.

@@ -37,40 +37,33 @@ func (e *env) withDeps(ctx context.Context, migrate bool, fn func(d *deps) error
 }
 
 func (e *env) migrateCommand() *cobra.Command {
+	// withStore opens the store without touching its schema or keys.
+	withStore := func(cmd *cobra.Command, migrate bool) error {
+		cfg, err := e.loadConfig()
+		if err != nil {
+			return err
+		}
+		st, err := openStore(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if migrate {
+			if err := st.Migrate(cmd.Context()); err != nil {
+				return err
+			}
+		}
+		return printStatus(cmd.Context(), e.stdout, st)
+	}
 	cmd := &cobra.Command{Use: "migrate", Short: "schema migrations (embedded in the binary)"}
 	cmd.AddCommand(
 		&cobra.Command{
 			Use: "up", Short: "apply pending migrations", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				cfg, err := e.loadConfig()
-				if err != nil {
-					return err
-				}
-				st, err := openStore(cmd.Context(), cfg)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				if err := st.Migrate(cmd.Context()); err != nil {
-					return err
-				}
-				return printStatus(cmd.Context(), e.stdout, st)
-			},
+			RunE: func(cmd *cobra.Command, _ []string) error { return withStore(cmd, true) },
 		},
 		&cobra.Command{
 			Use: "status", Short: "list migrations and whether each is applied", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				cfg, err := e.loadConfig()
-				if err != nil {
-					return err
-				}
-				st, err := openStore(cmd.Context(), cfg)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				return printStatus(cmd.Context(), e.stdout, st)
-			},
+			RunE: func(cmd *cobra.Command, _ []string) error { return withStore(cmd, false) },
 		},
 	)
 	return cmd
