@@ -40,8 +40,10 @@ fuzz:
 	  done; \
 	done
 
+# Micro-benchmarks, then authbench against a fresh authd on SQLite and on
+# PostgreSQL (see docs/performance.md; BENCH_* variables tune it).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./keys/... ./identity/... ./server/... ./verify/...
+	GO=$(GO) scripts/bench.sh all
 
 clean:
 	rm -rf bin

@@ -16,7 +16,7 @@ import (
 // JWKS read it through Manager.set without locking.
 type keySet struct {
 	current *verifyKey
-	signer  jose.Signer // signs with current
+	signer  *tokenSigner // signs with current
 	keys    map[string]*verifyKey
 	jwks    []byte
 	etag    string
@@ -25,12 +25,11 @@ type keySet struct {
 // verifyKey is a parsed public key. It does not depend on the key's state, so
 // snapshots share it until the stored public key changes.
 type verifyKey struct {
-	id   string
-	alg  string
-	algs []jose.SignatureAlgorithm // just alg, for jose.ParseSignedCompact
-	pub  crypto.PublicKey
-	jwk  jose.JSONWebKey // public, with kid, alg and use
-	raw  string          // the stored public JWK, to tell when it changed
+	id  string
+	alg string
+	pub crypto.PublicKey
+	jwk jose.JSONWebKey // public, with kid, alg and use
+	raw string          // the stored public JWK, to tell when it changed
 }
 
 // signerEntry caches the signer of the current key across reloads, so the
@@ -38,7 +37,7 @@ type verifyKey struct {
 type signerEntry struct {
 	id     string
 	sealed [sha256.Size]byte // hash of the sealed private key it came from
-	signer jose.Signer
+	signer *tokenSigner
 }
 
 // install builds a snapshot of recs and publishes it. Called with m.mu held.
@@ -142,18 +141,17 @@ func (m *Manager) verifyKey(r *storage.SigningKey) (*verifyKey, error) {
 		return nil, err
 	}
 	return &verifyKey{
-		id:   r.ID,
-		alg:  r.Alg,
-		algs: []jose.SignatureAlgorithm{jose.SignatureAlgorithm(r.Alg)},
-		pub:  jwk.Key,
-		jwk:  jwk,
-		raw:  string(r.PublicKey),
+		id:  r.ID,
+		alg: r.Alg,
+		pub: jwk.Key,
+		jwk: jwk,
+		raw: string(r.PublicKey),
 	}, nil
 }
 
 // signerFor returns the signer of the current key r, decrypting its private
 // key unless the cached signer came from the same sealed bytes.
-func (m *Manager) signerFor(r *storage.SigningKey, k *verifyKey) (jose.Signer, error) {
+func (m *Manager) signerFor(r *storage.SigningKey, k *verifyKey) (*tokenSigner, error) {
 	sum := sha256.Sum256(r.PrivateKey)
 	if c := m.current; c != nil && c.id == r.ID && c.sealed == sum {
 		return c.signer, nil
@@ -167,10 +165,9 @@ func (m *Manager) signerFor(r *storage.SigningKey, k *verifyKey) (jose.Signer, e
 	if err != nil {
 		return nil, err
 	}
-	opts := (&jose.SignerOptions{}).WithType(tokenType).WithHeader("kid", r.ID)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(r.Alg), Key: priv}, opts)
+	signer, err := newTokenSigner(r.ID, r.Alg, priv)
 	if err != nil {
-		return nil, fmt.Errorf("keys: key %q: build signer: %w", r.ID, err)
+		return nil, err
 	}
 	m.current = &signerEntry{id: r.ID, sealed: sum, signer: signer}
 	return signer, nil

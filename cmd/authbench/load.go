@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +86,7 @@ type bench struct {
 	clean  []string // clients to delete at the end
 	log    io.Writer
 	tty    bool
+	eps    [numOps]*endpoint
 	chains []string // refresh chain head of each worker, kept across runs
 	access []string // access tokens to introspect
 }
@@ -101,6 +101,13 @@ func newBench(ctx context.Context, cfg config, environ []string, log io.Writer) 
 	var err error
 	if b.meta, err = discover(ctx, b.hc, cfg.issuer, cfg.allowRemote); err != nil {
 		return nil, err
+	}
+	for o := range numOps {
+		if raw, err := b.endpoint(o); err == nil {
+			if b.eps[o], err = parseEndpoint(raw); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if cfg.authdBin != "" {
 		b.cli = &authdCLI{bin: cfg.authdBin, environ: environ}
@@ -274,6 +281,7 @@ func (b *bench) parallel(ctx context.Context, n int, fn func(w *worker, i int) e
 	for range min(n, b.cfg.concurrency) {
 		w := b.newWorker(0, nil)
 		wg.Go(func() {
+			defer w.closeConns()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n || ctx.Err() != nil {
@@ -377,6 +385,7 @@ func (b *bench) runOnce(ctx context.Context, name string, run int) (runResult, e
 		rr.stats[o] = &opStats{}
 	}
 	for i, w := range workers {
+		w.closeConns()
 		for _, o := range ops {
 			rr.stats[o].merge(w.stats[o])
 		}
@@ -458,7 +467,9 @@ type worker struct {
 	b        *bench
 	id       int
 	rng      *rand.Rand
-	buf      bytes.Buffer
+	conns    map[string]*httpConn // keep-alive connection per origin
+	req      []byte               // request being written
+	buf      bytes.Buffer         // body of the last answer
 	stats    [numOps]*opStats
 	chain    string // refresh token to use next
 	last     string // mixed: the last client_credentials token, to revoke
@@ -512,10 +523,10 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	switch o {
 	case opPassword:
 		u := w.b.creds.users[w.rng.IntN(len(w.b.creds.users))]
-		status, err = w.post(ctx, w.b.meta.TokenEndpoint, w.b.creds.app, passwordForm(u, w.b.cfg.scope))
+		status, err = w.post(ctx, opPassword, w.b.creds.app, passwordForm(u, w.b.cfg.scope))
 		ok = status == http.StatusOK && bytes.Contains(w.buf.Bytes(), []byte(`"access_token"`))
 	case opRefresh:
-		status, err = w.post(ctx, w.b.meta.TokenEndpoint, w.b.creds.app, "grant_type=refresh_token&refresh_token="+url.QueryEscape(w.chain))
+		status, err = w.post(ctx, opRefresh, w.b.creds.app, "grant_type=refresh_token&refresh_token="+url.QueryEscape(w.chain))
 		if status == http.StatusOK {
 			var tr tokenResponse
 			if json.Unmarshal(w.buf.Bytes(), &tr) == nil && tr.RefreshToken != "" && tr.AccessToken != "" {
@@ -523,7 +534,7 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 			}
 		}
 	case opClientCredentials:
-		status, err = w.post(ctx, w.b.meta.TokenEndpoint, w.b.creds.svc, clientCredentialsForm(w.b.cfg.scope))
+		status, err = w.post(ctx, opClientCredentials, w.b.creds.svc, clientCredentialsForm(w.b.cfg.scope))
 		if status == http.StatusOK {
 			if len(ops) > 1 { // mixed: keep the token to revoke later
 				var tr tokenResponse
@@ -536,7 +547,7 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 		}
 	case opIntrospect:
 		tok := w.b.access[w.rng.IntN(len(w.b.access))]
-		status, err = w.post(ctx, w.b.meta.IntrospectionEndpoint, w.b.creds.intro, "token="+url.QueryEscape(tok))
+		status, err = w.post(ctx, opIntrospect, w.b.creds.intro, "token="+url.QueryEscape(tok))
 		if status == http.StatusOK {
 			var ir struct {
 				Active bool `json:"active"`
@@ -553,10 +564,10 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 		}
 		w.last = ""
 		start = time.Now()
-		status, err = w.post(ctx, w.b.meta.RevocationEndpoint, w.b.creds.svc, "token_type_hint=access_token&token="+url.QueryEscape(tok))
+		status, err = w.post(ctx, opRevoke, w.b.creds.svc, "token_type_hint=access_token&token="+url.QueryEscape(tok))
 		ok = status == http.StatusOK
 	case opJWKS:
-		status, err = w.get(ctx, w.b.meta.JWKSURI)
+		status, err = w.get(ctx, opJWKS)
 		ok = status == http.StatusOK && w.buf.Len() > 0
 	}
 	st := w.stats[o]
@@ -605,39 +616,15 @@ func clientCredentialsForm(scope string) string {
 	return "grant_type=client_credentials&scope=" + url.QueryEscape(scope)
 }
 
-// post sends a form authenticated with HTTP Basic and reads the answer into w.buf.
-func (w *worker) post(ctx context.Context, endpoint string, c credential, form string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", c.basic)
-	return w.do(req)
+// post sends a form authenticated with HTTP Basic to o's endpoint and reads
+// the answer into w.buf.
+func (w *worker) post(ctx context.Context, o op, c credential, form string) (int, error) {
+	return w.roundTrip(ctx, w.b.eps[o], c.basic, form, true)
 }
 
-func (w *worker) get(ctx context.Context, endpoint string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	return w.do(req)
-}
-
-func (w *worker) do(req *http.Request) (int, error) {
-	w.buf.Reset()
-	resp, err := w.b.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	// Read to the end so the connection goes back to the pool.
-	if _, err := w.buf.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
-		return 0, err
-	}
-	return resp.StatusCode, nil
+// get fetches o's endpoint into w.buf.
+func (w *worker) get(ctx context.Context, o op) (int, error) {
+	return w.roundTrip(ctx, w.b.eps[o], "", "", false)
 }
 
 // passwordGrant signs u in (unmeasured) and returns the tokens.
@@ -651,7 +638,7 @@ func (w *worker) clientCredentials(ctx context.Context) (tokenResponse, error) {
 }
 
 func (w *worker) token(ctx context.Context, c credential, form string) (tokenResponse, error) {
-	status, err := w.post(ctx, w.b.meta.TokenEndpoint, c, form)
+	status, err := w.post(ctx, opPassword, c, form) // the token endpoint
 	if err != nil {
 		return tokenResponse{}, fmt.Errorf("token request: %w", err)
 	}

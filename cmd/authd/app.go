@@ -84,8 +84,9 @@ type deps struct {
 	cfg      config.Config
 	log      *slog.Logger
 	store    storage.Store
-	redis    *goredis.Client // nil without AUTHD_REDIS_URL
-	cache    *redis.Denylist // the Redis denylist cache; nil without Redis
+	redis    *goredis.Client    // nil without AUTHD_REDIS_URL
+	cache    *redis.Denylist    // the Redis denylist cache; nil without Redis
+	pgDeny   *postgres.Denylist // in-memory denylist on PostgreSQL without Redis; nil otherwise
 	denylist storage.Denylist
 	keys     *keys.Manager
 	hasher   *oauth.SecretHasher
@@ -101,7 +102,9 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	d.store = st
+	// Every OAuth request authenticates a client: keep client records in
+	// memory for a few seconds (changes through d.store apply at once).
+	d.store = oauth.NewClientCache(st, oauth.DefaultClientCacheTTL, nil)
 	if migrate {
 		if err := st.Migrate(ctx); err != nil {
 			d.Close()
@@ -122,6 +125,12 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 		return nil, err
 	}
 	d.denylist = st
+	if pg, ok := st.(*postgres.Store); ok && cfg.RedisURL == "" {
+		// Without Redis, PostgreSQL keeps an in-memory denylist in step
+		// through LISTEN/NOTIFY (serve runs it); until then it asks SQL.
+		d.pgDeny = pg.NewDenylist(postgres.WithDenylistLogger(log))
+		d.denylist = d.pgDeny
+	}
 	if cfg.RedisURL != "" {
 		opts, err := goredis.ParseURL(cfg.RedisURL)
 		if err != nil {

@@ -14,11 +14,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/authd/authd/config"
+	"github.com/authd/authd/events"
+	"github.com/authd/authd/events/kafka"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
@@ -52,6 +55,9 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	}
 	defer d.Close()
 	go d.keys.Run(ctx)
+	if d.pgDeny != nil {
+		go d.pgDeny.Run(ctx)
+	}
 	if d.cache != nil {
 		if err := d.cache.Warm(ctx); err != nil {
 			log.Warn("redis denylist: warm-up failed; answering from SQL until it succeeds", "error", err)
@@ -87,6 +93,18 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if d.redis != nil {
 		checks = append(checks, server.Check{Name: "redis", Probe: func(ctx context.Context) error { return d.redis.Ping(ctx).Err() }})
 	}
+	if len(cfg.KafkaBrokers) > 0 {
+		pub, err := kafka.New(cfg.KafkaBrokers, kafka.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		defer pub.Close() // after the relay has stopped: defers run last in, first out
+		relay := events.NewRelay(d.store, pub, events.RelayOptions{Logger: log})
+		relayDone := make(chan struct{})
+		go func() { defer close(relayDone); _ = relay.Run(ctx) }()
+		defer func() { <-relayDone }()
+		checks = append(checks, server.Check{Name: "kafka", Probe: pub.Ping})
+	}
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
 		Recorder: d.recorder, ClientHasher: d.hasher, Checks: checks, Logger: log,
@@ -101,6 +119,10 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		}
 	}
 	go purgeLoop(ctx, d.store, log)
+	// Start-up hashed passwords (identity's dummy hash, the dev user): hand
+	// their argon2id scratch memory (19 MiB each) back now, not at the first
+	// forced GC two minutes into an idle server.
+	debug.FreeOSMemory()
 
 	if cfg.PprofAddr != "" {
 		go servePprof(ctx, cfg.PprofAddr, log)

@@ -6,12 +6,32 @@ import (
 	"testing"
 
 	"github.com/authd/authd/identity"
+	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/storage"
 )
 
-// Token issuance per grant and introspection, through the real handlers on
-// the embedded SQLite store (run with -bench; see docs for PostgreSQL).
+// Token issuance per grant, introspection and revocation, through the real
+// handlers (no HTTP server, no network between client and handler) on the
+// embedded SQLite store and on PostgreSQL (AUTHD_TEST_POSTGRES_URL), each
+// behind the client cache as cmd/authd wires them. The PostgreSQL denylist
+// answers from SQL here: its in-memory copy needs its listener running,
+// which only `authd serve` (and authbench against it) exercises.
 func BenchmarkToken(b *testing.B) {
-	h := newHarness(b, openSQLite(b), identity.DefaultParams())
+	for _, backend := range []struct {
+		name string
+		open func(testing.TB) storage.Store
+	}{
+		{"sqlite", func(tb testing.TB) storage.Store { return openSQLite(tb) }},
+		{"postgres", openPostgres},
+	} {
+		b.Run(backend.name, func(b *testing.B) {
+			h := newHarness(b, oauth.NewClientCache(backend.open(b), 0, nil), identity.DefaultParams())
+			benchGrants(b, h)
+		})
+	}
+}
+
+func benchGrants(b *testing.B, h *harness) {
 	b.Run("client_credentials", func(b *testing.B) {
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}
 		b.ReportAllocs()
@@ -48,6 +68,18 @@ func BenchmarkToken(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if rec := h.call(h.p.Introspect, "rs", form); rec.Code != http.StatusOK {
+				b.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		}
+	})
+	b.Run("revoke_access", func(b *testing.B) {
+		// One fresh token per revocation, minted with the timer stopped.
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			at := tokenResponse(b, h.call(h.p.Token, "svc", url.Values{"grant_type": {"client_credentials"}}))["access_token"].(string)
+			b.StartTimer()
+			if rec := h.call(h.p.Revoke, "svc", url.Values{"token": {at}}); rec.Code != http.StatusOK {
 				b.Fatalf("%d %s", rec.Code, rec.Body)
 			}
 		}

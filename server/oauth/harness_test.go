@@ -44,7 +44,7 @@ func openSQLite(tb testing.TB) storage.Store {
 	return st
 }
 
-func openPostgres(t *testing.T) storage.Store {
+func openPostgres(t testing.TB) storage.Store {
 	t.Helper()
 	st, err := postgres.New(context.Background(), storagetest.PostgresDSN(t))
 	if err != nil {

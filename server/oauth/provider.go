@@ -76,7 +76,7 @@ func New(o Options) (*Provider, error) {
 	p := &Provider{o: o, log: o.Logger, now: o.Now}
 	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
 	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}
-	p.store = &fositeStore{store: o.Store, deny: o.Denylist, auth: o.Auth, rec: o.Recorder, accessTTL: o.AccessTokenTTL, now: o.Now}
+	p.store = &fositeStore{store: o.Store, rotator: findRotator(o.Store), deny: o.Denylist, auth: o.Auth, rec: o.Recorder, accessTTL: o.AccessTokenTTL, now: o.Now}
 
 	cfg := &fosite.Config{
 		AccessTokenLifespan:        o.AccessTokenTTL,

@@ -78,6 +78,7 @@ func hashSignature(sig string) string {
 // are stateless JWTs: nothing is stored for them; revoking one denylists it.
 type fositeStore struct {
 	store     Store
+	rotator   refreshRotator // nil when the store has no single-statement rotation
 	deny      storage.Denylist
 	auth      Authenticator
 	rec       Recorder
@@ -134,7 +135,7 @@ func (s *fositeStore) DeleteAccessTokenSession(context.Context, string) error { 
 
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, _ string, req fosite.Requester) error {
 	if !req.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
-		return nil // the token endpoint drops it from the response too
+		return s.flushRotation(ctx) // the token endpoint drops it from the response too
 	}
 	sess, ok := req.GetSession().(*Session)
 	if !ok {
@@ -149,12 +150,26 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 	if err != nil {
 		return fmt.Errorf("oauth: encode refresh request: %w", err)
 	}
-	err = s.store.CreateRefreshToken(ctx, storage.RefreshToken{
+	rt := storage.RefreshToken{
 		SignatureHash: hashSignature(signature), FamilyID: req.GetID(), ClientID: req.GetClient().GetID(),
 		Subject: sess.Subject, Active: true, Request: body, RequestedAt: s.now().UTC(),
 		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken),
-	})
-	return mapErr(err)
+	}
+	if lt := lazyTxFrom(ctx); lt != nil && lt.rotate != "" && lt.ctx == nil {
+		// The refresh grant's rotate and create, as one atomic statement
+		// instead of a transaction of four round trips.
+		old := lt.rotate
+		lt.rotate = ""
+		return mapErr(s.rotator.RotateRefreshTokenTo(ctx, old, rt))
+	}
+	if err := s.flushRotation(ctx); err != nil {
+		return err
+	}
+	ctx, err = s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
+	return mapErr(s.store.CreateRefreshToken(ctx, rt))
 }
 
 func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
@@ -198,6 +213,10 @@ func decodeRequest(rt storage.RefreshToken, session fosite.Session) (*fosite.Req
 // transaction. The row is kept, so every later presentation is reuse too; this
 // records the security event.
 func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	rt, err := s.store.GetRefreshToken(ctx, hashSignature(signature))
 	if err != nil {
 		return mapErr(err)
@@ -210,27 +229,147 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature s
 
 // RotateRefreshToken deactivates exactly the presented token, and only if it
 // is still active: of N concurrent refreshes one wins, the others get ErrNotFound.
+//
+// In a transaction begun by fosite, and when the store can rotate and create
+// in one statement, the rotation waits for CreateRefreshTokenSession (the
+// next call of the refresh grant) and both run as that one statement.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signature string) error {
+	if lt := lazyTxFrom(ctx); lt != nil && lt.ctx == nil && lt.rotate == "" && s.rotator != nil {
+		lt.rotate = hashSignature(signature)
+		return nil
+	}
+	if err := s.flushRotation(ctx); err != nil {
+		return err
+	}
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return mapErr(s.store.RotateRefreshToken(ctx, hashSignature(signature)))
 }
 
 func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return mapErr(s.store.RevokeRefreshFamily(ctx, requestID))
 }
 
 // RevokeAccessToken denylists every access token of the family until the
 // longest of them has expired.
 func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return s.deny.Revoke(ctx, storage.Revocation{
 		Kind: storage.RevokedFamily, Value: requestID, ExpiresAt: s.now().Add(s.accessTTL + time.Minute),
 	})
 }
 
-func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
-	return s.store.BeginTx(ctx)
+// refreshRotator is a store that deactivates a refresh token and stores its
+// successor in one atomic statement, failing with storage.ErrNotFound (and
+// storing nothing) when the token was no longer active.
+type refreshRotator interface {
+	RotateRefreshTokenTo(ctx context.Context, oldSignatureHash string, next storage.RefreshToken) error
 }
-func (s *fositeStore) Commit(ctx context.Context) error   { return mapErr(s.store.Commit(ctx)) }
-func (s *fositeStore) Rollback(ctx context.Context) error { return s.store.Rollback(ctx) }
+
+// findRotator looks for a refreshRotator in st and the stores it wraps.
+func findRotator(st any) refreshRotator {
+	for st != nil {
+		if r, ok := st.(refreshRotator); ok {
+			return r
+		}
+		u, ok := st.(interface{ Unwrap() storage.Store })
+		if !ok {
+			return nil
+		}
+		st = u.Unwrap()
+	}
+	return nil
+}
+
+// lazyTx is the transaction fosite asked for: it is begun in the store only
+// when a statement needs it, so the refresh grant, whose rotate and create
+// become one statement, needs none.
+type lazyTx struct {
+	parent context.Context // where BeginTX was called
+	ctx    context.Context // the store's transaction, once begun
+	rotate string          // signature hash of a rotation not yet run
+}
+
+type lazyTxKey struct{}
+
+func lazyTxFrom(ctx context.Context) *lazyTx {
+	lt, _ := ctx.Value(lazyTxKey{}).(*lazyTx)
+	return lt
+}
+
+// txCtx returns the context to run a statement with: the store's
+// transaction when fosite began one (beginning it now if needed), else ctx.
+func (s *fositeStore) txCtx(ctx context.Context) (context.Context, error) {
+	lt := lazyTxFrom(ctx)
+	if lt == nil {
+		return ctx, nil
+	}
+	if lt.ctx == nil {
+		tctx, err := s.store.BeginTx(lt.parent)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		lt.ctx = tctx
+	}
+	return lt.ctx, nil
+}
+
+// flushRotation runs a rotation that is still waiting, in the transaction.
+func (s *fositeStore) flushRotation(ctx context.Context) error {
+	lt := lazyTxFrom(ctx)
+	if lt == nil || lt.rotate == "" {
+		return nil
+	}
+	sig := lt.rotate
+	lt.rotate = ""
+	tctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
+	return mapErr(s.store.RotateRefreshToken(tctx, sig))
+}
+
+func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	if lazyTxFrom(ctx) != nil {
+		return nil, errors.New("oauth: a transaction is already in progress")
+	}
+	return context.WithValue(ctx, lazyTxKey{}, &lazyTx{parent: ctx}), nil
+}
+
+func (s *fositeStore) Commit(ctx context.Context) error {
+	lt := lazyTxFrom(ctx)
+	if lt == nil {
+		return errors.New("oauth: commit: no transaction in context")
+	}
+	if err := s.flushRotation(ctx); err != nil {
+		return err
+	}
+	if lt.ctx == nil {
+		return nil // nothing ran inside
+	}
+	return mapErr(s.store.Commit(lt.ctx))
+}
+
+func (s *fositeStore) Rollback(ctx context.Context) error {
+	lt := lazyTxFrom(ctx)
+	if lt == nil {
+		return errors.New("oauth: rollback: no transaction in context")
+	}
+	lt.rotate = ""
+	if lt.ctx == nil {
+		return nil
+	}
+	return s.store.Rollback(lt.ctx)
+}
 
 // mapErr turns storage's sentinels into fosite's.
 func mapErr(err error) error {

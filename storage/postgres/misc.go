@@ -13,8 +13,12 @@ import (
 )
 
 const (
-	qRevoke = `INSERT INTO revocations (kind, value, expires_at) VALUES ($1, $2, $3)
-ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)`
+	// Every entry is also announced on the schema's revocation channel, on
+	// commit, to the Denylist of every replica (see denylist.go).
+	qRevoke = `WITH upsert AS (INSERT INTO revocations (kind, value, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
+RETURNING 1)
+SELECT pg_notify(` + revocationChannelSQL + `, $4) FROM upsert`
 	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $3
 AND ((kind = 'jti' AND value = $1) OR (kind = 'family' AND value = $2)))`
 	qActiveRevocations = `SELECT kind, value, expires_at FROM revocations WHERE expires_at > $1 ORDER BY kind, value`
@@ -36,7 +40,7 @@ func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error
 	}
 	err := s.withTx(ctx, func(q querier) error {
 		for _, e := range entries {
-			if _, err := q.Exec(ctx, qRevoke, string(e.Kind), e.Value, e.ExpiresAt.UTC()); err != nil {
+			if _, err := q.Exec(ctx, qRevoke, string(e.Kind), e.Value, e.ExpiresAt.UTC(), notifyPayload(e)); err != nil {
 				return err
 			}
 		}

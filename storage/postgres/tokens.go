@@ -16,7 +16,11 @@ const (
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	qGetRefresh    = `SELECT ` + refreshColumns + ` FROM refresh_tokens WHERE signature_hash = $1`
 	// The conditional write that lets only one of two concurrent refreshes win.
-	qRotateRefresh        = `UPDATE refresh_tokens SET active = false WHERE signature_hash = $1 AND active`
+	qRotateRefresh = `UPDATE refresh_tokens SET active = false WHERE signature_hash = $1 AND active`
+	// The same conditional write, and the successor stored only if it won,
+	// in one statement: no transaction round trips.
+	qRotateRefreshTo = `WITH rotated AS (UPDATE refresh_tokens SET active = false WHERE signature_hash = $9 AND active RETURNING 1)
+INSERT INTO refresh_tokens (` + refreshColumns + `) SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM rotated`
 	qDeleteRefresh        = `DELETE FROM refresh_tokens WHERE signature_hash = $1`
 	qRevokeRefreshFamily  = `UPDATE refresh_tokens SET active = false WHERE family_id = $1 AND active`
 	qRevokeSubjectRefresh = `UPDATE refresh_tokens SET active = false WHERE subject = $1 AND active AND family_id <> $2
@@ -57,6 +61,22 @@ func (s *Store) GetRefreshToken(ctx context.Context, signatureHash string) (stor
 // returns ErrNotFound when it was not (rotated, revoked or unknown).
 func (s *Store) RotateRefreshToken(ctx context.Context, signatureHash string) error {
 	tag, err := s.q(ctx).Exec(ctx, qRotateRefresh, signatureHash)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
+	return wrap("rotate refresh token", err)
+}
+
+// RotateRefreshTokenTo deactivates the token if it is still active and, in
+// the same statement, stores next; when the token was not active (rotated,
+// revoked or unknown) it stores nothing and returns ErrNotFound. Of
+// concurrent calls for one token, one wins.
+func (s *Store) RotateRefreshTokenTo(ctx context.Context, oldSignatureHash string, next storage.RefreshToken) error {
+	if next.RequestedAt.IsZero() {
+		next.RequestedAt = s.now()
+	}
+	tag, err := s.q(ctx).Exec(ctx, qRotateRefreshTo, next.SignatureHash, next.FamilyID, next.ClientID, next.Subject,
+		next.Active, notNil(next.Request), next.RequestedAt.UTC(), nullTime(next.ExpiresAt), oldSignatureHash)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = pgx.ErrNoRows
 	}

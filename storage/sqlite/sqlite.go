@@ -35,9 +35,10 @@ var _ storage.Store = (*Store)(nil)
 
 // Store is a storage.Store on one SQLite database file.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
-	log *slog.Logger
+	db    *sql.DB
+	stmts stmtCache
+	now   func() time.Time
+	log   *slog.Logger
 }
 
 // Option configures New.
@@ -99,6 +100,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
@@ -127,12 +129,10 @@ func (s *Store) tx(ctx context.Context) *sql.Tx {
 	return nil
 }
 
-// q returns the transaction in ctx, or the database.
+// q returns the transaction in ctx, or the database, running queries as
+// prepared statements.
 func (s *Store) q(ctx context.Context) querier {
-	if tx := s.tx(ctx); tx != nil {
-		return tx
-	}
-	return s.db
+	return stmtQuerier{s: s, tx: s.tx(ctx)}
 }
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
@@ -156,14 +156,14 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 // withTx is InTx for the store's own methods: errors come back unwrapped.
 func (s *Store) withTx(ctx context.Context, fn func(q querier) error) error {
 	if tx := s.tx(ctx); tx != nil {
-		return fn(tx)
+		return fn(stmtQuerier{s: s, tx: tx})
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	if err := fn(tx); err != nil {
+	if err := fn(stmtQuerier{s: s, tx: tx}); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -1,0 +1,180 @@
+package oauth
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/authd/authd/storage"
+)
+
+// DefaultClientCacheTTL is how long a replica may keep using a client record
+// that another process (another replica, the CLI) changed or deleted.
+const DefaultClientCacheTTL = 5 * time.Second
+
+// clientCacheMax bounds the cached clients; past it the cache starts over.
+const clientCacheMax = 10_000
+
+// ClientCache is a storage.Store whose GetClient answers from memory: every
+// token, introspection and revocation request authenticates a client, and a
+// database round trip for a record that almost never changes is most of the
+// cost of a client_credentials grant. Everything else passes through.
+//
+// Changes made through the cache (CreateClient, UpdateClient, DeleteClient,
+// e.g. by the admin API of this process) drop the entry at once. Changes made
+// by another process are seen within the TTL: a deleted client, or one whose
+// secret was replaced, may still authenticate on another replica for that
+// long. Unknown ids are never cached, so made-up ids cannot fill it. The
+// cached record is shared: callers must not modify its slices.
+type ClientCache struct {
+	storage.Store
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.RWMutex
+	clients map[string]cachedClient
+}
+
+type cachedClient struct {
+	c       storage.Client
+	expires time.Time
+}
+
+// NewClientCache caches st's clients for ttl (DefaultClientCacheTTL when
+// zero; a negative ttl turns caching off). now is the clock, time.Now when nil.
+func NewClientCache(st storage.Store, ttl time.Duration, now func() time.Time) *ClientCache {
+	if ttl == 0 {
+		ttl = DefaultClientCacheTTL
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &ClientCache{Store: st, ttl: ttl, now: now, clients: map[string]cachedClient{}}
+}
+
+// Unwrap returns the store the cache is in front of.
+func (cc *ClientCache) Unwrap() storage.Store { return cc.Store }
+
+// GetClient returns the client from memory when it was read less than the TTL
+// ago, else from the store. Inside a transaction it always reads the store.
+func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	if cc.ttl < 0 || txMarkFrom(ctx) != nil {
+		return cc.Store.GetClient(ctx, id)
+	}
+	now := cc.now()
+	cc.mu.RLock()
+	e, ok := cc.clients[id]
+	cc.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.c, nil
+	}
+	c, err := cc.Store.GetClient(ctx, id)
+	if err != nil {
+		if ok {
+			cc.forget(id)
+		}
+		return c, err
+	}
+	cc.mu.Lock()
+	if len(cc.clients) >= clientCacheMax {
+		clear(cc.clients)
+	}
+	cc.clients[id] = cachedClient{c: c, expires: now.Add(cc.ttl)}
+	cc.mu.Unlock()
+	return c, nil
+}
+
+func (cc *ClientCache) forget(ids ...string) {
+	cc.mu.Lock()
+	for _, id := range ids {
+		delete(cc.clients, id)
+	}
+	cc.mu.Unlock()
+}
+
+// changed drops id now and, inside a transaction, once more when it ends: a
+// request outside the transaction may have cached the old record meanwhile.
+func (cc *ClientCache) changed(ctx context.Context, id string) {
+	cc.forget(id)
+	if m := txMarkFrom(ctx); m != nil {
+		m.mu.Lock()
+		m.ids = append(m.ids, id)
+		m.mu.Unlock()
+	}
+}
+
+// txMark rides in the context of a transaction begun through the cache.
+type txMark struct {
+	mu  sync.Mutex
+	ids []string // clients changed in the transaction
+}
+
+type txMarkKey struct{}
+
+func txMarkFrom(ctx context.Context) *txMark {
+	m, _ := ctx.Value(txMarkKey{}).(*txMark)
+	return m
+}
+
+// ended forgets the clients the transaction in ctx changed.
+func (cc *ClientCache) ended(ctx context.Context) {
+	if m := txMarkFrom(ctx); m != nil {
+		m.mu.Lock()
+		ids := m.ids
+		m.mu.Unlock()
+		cc.forget(ids...)
+	}
+}
+
+// InTx runs fn in the store's transaction, marked so that GetClient bypasses
+// the cache inside it.
+func (cc *ClientCache) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if txMarkFrom(ctx) != nil {
+		return cc.Store.InTx(ctx, fn)
+	}
+	m := &txMark{}
+	err := cc.Store.InTx(ctx, func(tctx context.Context) error {
+		return fn(context.WithValue(tctx, txMarkKey{}, m))
+	})
+	cc.ended(context.WithValue(ctx, txMarkKey{}, m))
+	return err
+}
+
+// BeginTx begins the store's transaction, marked like InTx's.
+func (cc *ClientCache) BeginTx(ctx context.Context) (context.Context, error) {
+	tctx, err := cc.Store.BeginTx(ctx)
+	if err != nil {
+		return tctx, err
+	}
+	return context.WithValue(tctx, txMarkKey{}, &txMark{}), nil
+}
+
+// Commit commits the transaction in ctx.
+func (cc *ClientCache) Commit(ctx context.Context) error {
+	defer cc.ended(ctx)
+	return cc.Store.Commit(ctx)
+}
+
+// Rollback rolls the transaction in ctx back.
+func (cc *ClientCache) Rollback(ctx context.Context) error {
+	defer cc.ended(ctx)
+	return cc.Store.Rollback(ctx)
+}
+
+// CreateClient stores c and drops any cached record of its id.
+func (cc *ClientCache) CreateClient(ctx context.Context, c storage.Client) error {
+	defer cc.changed(ctx, c.ID)
+	return cc.Store.CreateClient(ctx, c)
+}
+
+// UpdateClient updates the client and drops its cached record.
+func (cc *ClientCache) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
+	defer cc.changed(ctx, id)
+	return cc.Store.UpdateClient(ctx, id, fn)
+}
+
+// DeleteClient deletes the client and drops its cached record.
+func (cc *ClientCache) DeleteClient(ctx context.Context, id string) error {
+	defer cc.changed(ctx, id)
+	return cc.Store.DeleteClient(ctx, id)
+}
