@@ -190,9 +190,9 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 		sess.Roles, sess.Username = u.Roles, u.Username
 		return nil
 	case ar.GetGrantTypes().ExactOne(GrantPassword):
-		u, err := p.o.Store.GetUser(ctx, sess.Subject)
-		if err != nil {
-			return fosite.ErrServerError.WithWrap(err)
+		u := reqInfoFrom(ctx).User // loaded by Authenticate a moment ago
+		if u == nil || u.ID != sess.Subject {
+			return fosite.ErrServerError.WithWrap(errors.New("oauth: authenticated user missing"))
 		}
 		sess.Roles, sess.Username = u.Roles, u.Username
 		sess.FamilyDeadline = p.now().Add(p.o.RefreshFamilyTTL).UTC().Truncate(time.Second)

@@ -40,6 +40,7 @@ type Recorder interface {
 type reqInfo struct {
 	ClientID string
 	IP       string
+	User     *storage.User // the user the password grant authenticated
 }
 
 type reqInfoKey struct{}
@@ -120,6 +121,7 @@ func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (st
 	} else if err != nil {
 		return "", fmt.Errorf("oauth: authenticate: %w", err)
 	}
+	ri.User = &u
 	return u.ID, nil
 }
 
