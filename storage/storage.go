@@ -6,6 +6,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -250,4 +251,32 @@ type MigrationState struct {
 	Name      string
 	Applied   bool
 	AppliedAt time.Time
+}
+
+// OrderKeyWrites checks the key set an UpdateKeys callback returned and puts
+// it in the order a backend must write it: ids are unique (ErrConflict
+// otherwise), a zero CreatedAt becomes now, and keys leaving the current
+// state come before the one entering it, so that at most one key is current
+// at any moment. It returns the ids to keep and the keys to upsert.
+func OrderKeyWrites(keys []SigningKey, now time.Time) ([]string, []SigningKey, error) {
+	ids := make([]string, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
+	ordered := make([]SigningKey, 0, len(keys))
+	var current []SigningKey
+	for _, k := range keys {
+		if seen[k.ID] {
+			return nil, nil, fmt.Errorf("storage: duplicate key id %q: %w", k.ID, ErrConflict)
+		}
+		seen[k.ID] = true
+		ids = append(ids, k.ID)
+		if k.CreatedAt.IsZero() {
+			k.CreatedAt = now
+		}
+		if k.State == KeyCurrent {
+			current = append(current, k)
+		} else {
+			ordered = append(ordered, k)
+		}
+	}
+	return ids, append(ordered, current...), nil
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,31 +68,17 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old []storage.SigningKey
 		if err != nil {
 			return err
 		}
-		ids := make([]string, 0, len(keys))
-		seen := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			if seen[k.ID] {
-				return fmt.Errorf("duplicate key id %q: %w", k.ID, storage.ErrConflict)
-			}
-			seen[k.ID] = true
-			ids = append(ids, k.ID)
+		ids, ordered, err := storage.OrderKeyWrites(keys, s.now())
+		if err != nil {
+			return err
 		}
 		if _, err := q.Exec(ctx, qDeleteOtherKeys, ids); err != nil {
 			return err
 		}
-		// Demote before promoting: at most one key may be current at any time.
-		for _, current := range []bool{false, true} {
-			for _, k := range keys {
-				if (k.State == storage.KeyCurrent) != current {
-					continue
-				}
-				if k.CreatedAt.IsZero() {
-					k.CreatedAt = s.now()
-				}
-				if _, err := q.Exec(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), notNil(k.PrivateKey), notNil(k.PublicKey),
-					k.CreatedAt.UTC(), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.ExpiresAt)); err != nil {
-					return err
-				}
+		for _, k := range ordered {
+			if _, err := q.Exec(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), notNil(k.PrivateKey), notNil(k.PublicKey),
+				k.CreatedAt.UTC(), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.ExpiresAt)); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"github.com/authd/authd/storage"
 )
@@ -60,14 +59,13 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old []storage.SigningKey
 		if err != nil {
 			return err
 		}
-		ids := make([]any, 0, len(keys))
-		seen := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			if seen[k.ID] {
-				return fmt.Errorf("duplicate key id %q: %w", k.ID, storage.ErrConflict)
-			}
-			seen[k.ID] = true
-			ids = append(ids, k.ID)
+		keep, ordered, err := storage.OrderKeyWrites(keys, s.now())
+		if err != nil {
+			return err
+		}
+		ids := make([]any, len(keep))
+		for i, id := range keep {
+			ids[i] = id
 		}
 		del := `DELETE FROM signing_keys`
 		if len(ids) > 0 {
@@ -76,20 +74,11 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old []storage.SigningKey
 		if _, err := q.ExecContext(ctx, del, ids...); err != nil {
 			return err
 		}
-		// Demote before promoting: at most one key may be current at any time.
-		for _, current := range []bool{false, true} {
-			for _, k := range keys {
-				if (k.State == storage.KeyCurrent) != current {
-					continue
-				}
-				if k.CreatedAt.IsZero() {
-					k.CreatedAt = s.now()
-				}
-				if _, err := q.ExecContext(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), notNil(k.PrivateKey),
-					notNil(k.PublicKey), nanos(k.CreatedAt), nullNanos(k.ActivatedAt), nullNanos(k.RetiredAt),
-					nullNanos(k.ExpiresAt)); err != nil {
-					return err
-				}
+		for _, k := range ordered {
+			if _, err := q.ExecContext(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), notNil(k.PrivateKey),
+				notNil(k.PublicKey), nanos(k.CreatedAt), nullNanos(k.ActivatedAt), nullNanos(k.RetiredAt),
+				nullNanos(k.ExpiresAt)); err != nil {
+				return err
 			}
 		}
 		return nil
