@@ -12,7 +12,7 @@ export AUTHD_TEST_POSTGRES_URL AUTHD_TEST_REDIS_URL
 RACE_PKGS = ./storage/... ./server/... ./keys/... ./verify/... ./cmd/...
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /storage -e /server -e /keys -e /verify -e /cmd/)
 
-.PHONY: all build run test vet fmt fuzz bench clean
+.PHONY: all build run test vet fuzz bench clean
 
 all: build
 
