@@ -237,13 +237,17 @@ type Store interface {
 	Transactor
 	// ActiveRevocations lists denylist entries not yet expired (to warm a cache).
 	ActiveRevocations(ctx context.Context, now time.Time) ([]Revocation, error)
-	// Purge deletes expired refresh tokens, denylist entries and dropped keys.
+	// Purge deletes expired refresh tokens, denylist entries, dropped keys, and
+	// outbox events sent more than OutboxRetention before now.
 	Purge(ctx context.Context, now time.Time) (int64, error)
 	Migrate(ctx context.Context) error
 	MigrationStatus(ctx context.Context) ([]MigrationState, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// OutboxRetention is how long a published event stays in the outbox.
+const OutboxRetention = 7 * 24 * time.Hour
 
 // MigrationState reports one migration.
 type MigrationState struct {

@@ -182,12 +182,16 @@ func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) 
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.withTx(ctx, func(q querier) error {
-		for _, stmt := range []string{
-			`DELETE FROM refresh_tokens WHERE expires_at < $1`,
-			`DELETE FROM revocations WHERE expires_at < $1`,
-			`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`,
+		for _, st := range []struct {
+			sql    string
+			before time.Time
+		}{
+			{`DELETE FROM refresh_tokens WHERE expires_at < $1`, now},
+			{`DELETE FROM revocations WHERE expires_at < $1`, now},
+			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`, now},
+			{`DELETE FROM outbox WHERE sent_at < $1`, now.Add(-storage.OutboxRetention)},
 		} {
-			tag, err := q.Exec(ctx, stmt, now.UTC())
+			tag, err := q.Exec(ctx, st.sql, st.before.UTC())
 			if err != nil {
 				return err
 			}

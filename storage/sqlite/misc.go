@@ -185,12 +185,16 @@ func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) 
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.withTx(ctx, func(q querier) error {
-		for _, stmt := range []string{
-			`DELETE FROM refresh_tokens WHERE expires_at < ?`,
-			`DELETE FROM revocations WHERE expires_at < ?`,
-			`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`,
+		for _, st := range []struct {
+			sql    string
+			before time.Time
+		}{
+			{`DELETE FROM refresh_tokens WHERE expires_at < ?`, now},
+			{`DELETE FROM revocations WHERE expires_at < ?`, now},
+			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`, now},
+			{`DELETE FROM outbox WHERE sent_at < ?`, now.Add(-storage.OutboxRetention)},
 		} {
-			res, err := q.ExecContext(ctx, stmt, nanos(now))
+			res, err := q.ExecContext(ctx, st.sql, nanos(st.before))
 			if err != nil {
 				return err
 			}

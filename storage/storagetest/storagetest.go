@@ -1098,10 +1098,28 @@ func testPurge(t *testing.T, s storage.Store) {
 		return []storage.SigningKey{dropped, retired, current}, nil
 	}))
 
+	oldSent := storage.OutboxEvent{ID: uid("ev"), Type: "auth.logout", Key: uid("sub"), Payload: []byte(`{}`), CreatedAt: at.Add(-9 * 24 * time.Hour)}
+	newSent := storage.OutboxEvent{ID: uid("ev"), Type: "auth.logout", Key: uid("sub"), Payload: []byte(`{}`), CreatedAt: at.Add(-time.Hour)}
+	pending := storage.OutboxEvent{ID: uid("ev"), Type: "auth.logout", Key: uid("sub"), Payload: []byte(`{}`), CreatedAt: at.Add(-30 * 24 * time.Hour)}
+	for _, e := range []storage.OutboxEvent{oldSent, newSent, pending} {
+		mustNil(t, "AppendOutbox", s.AppendOutbox(ctx, e))
+	}
+	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, []string{oldSent.ID}, at.Add(-storage.OutboxRetention-time.Hour)))
+	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, []string{newSent.ID}, at.Add(-time.Minute)))
+
 	n, err := s.Purge(ctx, at)
 	mustNil(t, "Purge", err)
-	if n != 3 {
-		t.Errorf("Purge = %d; want 3 (a token, a revocation, a key)", n)
+	if n != 4 {
+		t.Errorf("Purge = %d; want 4 (a token, a revocation, a key, an old sent event)", n)
+	}
+	pend, err := s.PendingOutbox(ctx, 1000)
+	mustNil(t, "PendingOutbox", err)
+	found := false
+	for _, e := range pend {
+		found = found || e.ID == pending.ID
+	}
+	if !found {
+		t.Errorf("Purge deleted a pending outbox event")
 	}
 	_, err = s.GetRefreshToken(ctx, expired.SignatureHash)
 	wantErr(t, "GetRefreshToken(expired)", err, storage.ErrNotFound)
