@@ -230,7 +230,10 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 			return fmt.Errorf("dev credentials in %s: %w", path, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		dc = devCredentials{ClientID: "dev-client", ClientSecret: oauth.GenerateSecret(), Username: "dev", Password: oauth.GenerateSecret()[:24]}
+		dc = devCredentials{ClientID: "dev-client", ClientSecret: oauth.GenerateSecret(), Username: "dev"}
+		for dc.Password == "" || identity.ValidatePassword(dc.Password, dc.Username, dc.Username+"@example.com", nil) != nil {
+			dc.Password = oauth.GenerateSecret()[:24] // random; redrawn in the rare case it holds "dev"
+		}
 	default:
 		return fmt.Errorf("read dev credentials: %w", err)
 	}
