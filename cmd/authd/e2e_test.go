@@ -738,3 +738,26 @@ func TestExpiredAccessToken(t *testing.T) {
 		t.Errorf("expired token: %v", got)
 	}
 }
+
+// TestRateLimit: past AUTHD_RATE_LIMIT_TOKEN_PER_MIN requests a minute from
+// one IP, the token and signup endpoints answer 429 with Retry-After.
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, backends()[0], map[string]string{"AUTHD_RATE_LIMIT_TOKEN_PER_MIN": "3"})
+	form := url.Values{"grant_type": {"client_credentials"}}
+	for i := range 3 {
+		if code, _, m := f.post("/oauth2/token", &f.cc, form); code != http.StatusOK {
+			t.Fatalf("request %d within the limit: %d %v", i+1, code, m)
+		}
+	}
+	code, h, m := f.post("/oauth2/token", &f.cc, form)
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || str(m, "error") == "" {
+		t.Errorf("4th token request: %d, Retry-After %q, %v; want 429 with Retry-After and an error", code, h.Get("Retry-After"), m)
+	}
+	if code, m := f.api("POST", "/api/v1/signup", "", map[string]any{"username": "zed", "email": "zed@example.org", "password": "purple monkey dishwasher"}); code != http.StatusTooManyRequests {
+		t.Errorf("signup past the limit: %d %v", code, m)
+	}
+	// Other endpoints are not limited.
+	if got := f.introspect(f.rs, "x"); got["active"] != false {
+		t.Errorf("introspection: %v", got)
+	}
+}
