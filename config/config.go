@@ -289,34 +289,38 @@ func checkHostPort(addr string) error {
 
 const redacted = "[REDACTED]"
 
-// LogValue implements slog.LogValuer: every field, with the secrets replaced
-// and URL passwords masked.
+// LogValue implements slog.LogValuer: every setting of fields(), in order,
+// with the secrets replaced and URL passwords masked.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("issuer", c.Issuer),
-		slog.String("http_addr", c.HTTPAddr),
-		slog.String("database_url", redactURL(c.DatabaseURL)),
-		slog.String("redis_url", redactURL(c.RedisURL)),
-		slog.Any("kafka_brokers", c.KafkaBrokers),
-		slog.String("data_dir", c.DataDir),
-		slog.String("tls_cert", c.TLSCert),
-		slog.String("tls_key", c.TLSKey),
-		slog.Bool("tls_terminated_upstream", c.TLSTerminatedUpstream),
-		slog.Bool("dev", c.Dev),
-		slog.String("secret", redactSecret(c.Secret)),
-		slog.Int("secret_old", len(c.SecretOld)),
-		slog.String("signing_alg", c.SigningAlg),
-		slog.Duration("access_token_ttl", c.AccessTokenTTL),
-		slog.Duration("refresh_token_ttl", c.RefreshTokenTTL),
-		slog.Duration("refresh_family_ttl", c.RefreshFamilyTTL),
-		slog.Int("lockout_threshold", c.LockoutThreshold),
-		slog.Duration("lockout_duration", c.LockoutDuration),
-		slog.Int("rate_limit_token_per_min", c.RateLimitTokenPerMin),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
-		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
-		slog.String("pprof_addr", c.PprofAddr),
-		slog.String("log_level", c.LogLevel),
-	)
+	attrs := make([]slog.Attr, 0, 32)
+	for _, f := range fields() {
+		var v slog.Value
+		switch p := f.ptr(&c).(type) {
+		case *string:
+			switch {
+			case f.secret:
+				v = slog.StringValue(redactSecret(*p))
+			case f.url:
+				v = slog.StringValue(redactURL(*p))
+			default:
+				v = slog.StringValue(*p)
+			}
+		case *[]string:
+			if f.secret {
+				v = slog.IntValue(len(*p)) // how many, never which
+			} else {
+				v = slog.AnyValue(*p)
+			}
+		case *bool:
+			v = slog.BoolValue(*p)
+		case *int:
+			v = slog.IntValue(*p)
+		case *time.Duration:
+			v = slog.DurationValue(*p)
+		}
+		attrs = append(attrs, slog.Attr{Key: f.key, Value: v})
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // String renders c for humans, secrets redacted. It also makes %v and %+v safe.
