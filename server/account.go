@@ -39,17 +39,8 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 
 // me serves GET /api/v1/me.
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
-	c := claimsFrom(r.Context())
-	u, err := s.cfg.Store.GetUser(r.Context(), c.Subject)
-	if errors.Is(err, storage.ErrNotFound) {
-		writeBearerError(w, r, true)
-		return
-	} else if err != nil {
-		s.writeIdentityError(w, r, err)
-		return
-	}
-	if u.Disabled {
-		writeBearerError(w, r, true)
+	u, ok := s.currentUser(w, r, claimsFrom(r.Context()).Subject)
+	if !ok {
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, publicUser(u))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/authd/authd/identity"
@@ -128,7 +129,7 @@ func (s *Server) userAuth(next http.HandlerFunc) http.Handler {
 		}
 		c, err := s.cfg.OAuth.VerifyAccessToken(r.Context(), tok)
 		if err != nil {
-			if errors.Is(err, oauth.ErrTokenInvalid) || errors.Is(err, oauth.ErrTokenExpired) || errors.Is(err, oauth.ErrTokenRevoked) {
+			if oauth.Rejected(err) {
 				writeBearerError(w, r, true)
 				return
 			}
@@ -154,23 +155,15 @@ func (s *Server) adminAuth(next http.HandlerFunc) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authd", error="insufficient_scope", error_description="The admin role is required."`)
 			writeProblem(w, r, http.StatusForbidden, "The admin role is required.")
 		}
-		if !hasRole(c.Roles, storage.RoleAdmin) {
+		if !slices.Contains(c.Roles, storage.RoleAdmin) {
 			forbidden()
 			return
 		}
-		u, err := s.cfg.Store.GetUser(r.Context(), c.Subject)
-		if errors.Is(err, storage.ErrNotFound) {
-			writeBearerError(w, r, true)
-			return
-		} else if err != nil {
-			s.writeIdentityError(w, r, err)
+		u, ok := s.currentUser(w, r, c.Subject)
+		if !ok {
 			return
 		}
-		if u.Disabled {
-			writeBearerError(w, r, true)
-			return
-		}
-		if !hasRole(u.Roles, storage.RoleAdmin) {
+		if !slices.Contains(u.Roles, storage.RoleAdmin) {
 			forbidden()
 			return
 		}
@@ -178,13 +171,19 @@ func (s *Server) adminAuth(next http.HandlerFunc) http.Handler {
 	})
 }
 
-func hasRole(roles []string, want string) bool {
-	for _, r := range roles {
-		if r == want {
-			return true
-		}
+// currentUser loads the token's user; a deleted or disabled user is answered
+// like an invalid token. It writes the error itself.
+func (s *Server) currentUser(w http.ResponseWriter, r *http.Request, id string) (storage.User, bool) {
+	u, err := s.cfg.Store.GetUser(r.Context(), id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled:
+		writeBearerError(w, r, true)
+		return storage.User{}, false
+	case err != nil:
+		s.writeIdentityError(w, r, err)
+		return storage.User{}, false
 	}
-	return false
+	return u, true
 }
 
 // userDocument is a user as the APIs show it: never the hash.

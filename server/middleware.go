@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/authd/authd/server/oauth"
 )
 
 type requestIDKey struct{}
@@ -164,7 +165,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 func writeTooLarge(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	if isOAuthPath(r.URL.Path) {
-		writeOAuthError(w, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
+		oauth.WriteError(w, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
 		return
 	}
 	writeProblem(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.")
@@ -172,15 +173,6 @@ func writeTooLarge(w http.ResponseWriter, r *http.Request) {
 
 func isOAuthPath(p string) bool {
 	return len(p) >= 8 && p[:8] == "/oauth2/"
-}
-
-func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json;charset=UTF-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }
 
 // clientIP is the address of the request's client (see ClientIPFunc).
@@ -280,7 +272,7 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 			secs := int(wait/time.Second) + 1
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			if isOAuthPath(r.URL.Path) {
-				writeOAuthError(w, http.StatusTooManyRequests, "too_many_requests", "Too many requests; retry later.")
+				oauth.WriteError(w, http.StatusTooManyRequests, "too_many_requests", "Too many requests; retry later.")
 				return
 			}
 			writeProblem(w, r, http.StatusTooManyRequests, "Too many requests; retry later.")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -171,7 +172,7 @@ func (s *Server) routes() {
 	r.Handle("/oauth2/token", s.rateLimit(http.HandlerFunc(s.cfg.OAuth.Token))).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/introspect", s.cfg.OAuth.Introspect).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/revoke", s.cfg.OAuth.Revoke).Methods(http.MethodPost)
-	r.HandleFunc("/userinfo", s.userinfo).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/userinfo", s.userAuth(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
 
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.Handle("/signup", s.rateLimit(http.HandlerFunc(s.signup))).Methods(http.MethodPost)
@@ -207,7 +208,7 @@ func (s *Server) routes() {
 func (s *Server) fallback(status int, detail string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isOAuthPath(r.URL.Path) {
-			writeOAuthError(w, status, "invalid_request", detail)
+			oauth.WriteError(w, status, "invalid_request", detail)
 			return
 		}
 		writeProblem(w, r, status, detail)
@@ -315,44 +316,16 @@ func writeBearerError(w http.ResponseWriter, r *http.Request, withToken bool) {
 	writeProblem(w, r, http.StatusUnauthorized, "A valid Bearer access token is required.")
 }
 
-// userinfo serves OIDC Core §5.3 for users' access tokens.
+// userinfo serves OIDC Core §5.3 for users' access tokens (behind userAuth).
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
-	tok, ok := bearer(r)
+	c := claimsFrom(r.Context())
+	u, ok := s.currentUser(w, r, c.Subject)
 	if !ok {
-		writeBearerError(w, r, false)
 		return
 	}
-	c, err := s.cfg.OAuth.VerifyAccessToken(r.Context(), tok)
-	if err != nil {
-		if !errors.Is(err, oauth.ErrTokenInvalid) && !errors.Is(err, oauth.ErrTokenExpired) && !errors.Is(err, oauth.ErrTokenRevoked) {
-			s.log.ErrorContext(r.Context(), "userinfo: verify", "error", err)
-			writeProblem(w, r, http.StatusServiceUnavailable, "Token verification is unavailable.")
-			return
-		}
-		writeBearerError(w, r, true)
-		return
-	}
-	if c.Username == "" { // a client_credentials token has no user
-		writeBearerError(w, r, true)
-		return
-	}
-	u, err := s.cfg.Store.GetUser(r.Context(), c.Subject)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
-		writeBearerError(w, r, true)
-		return
-	} else if err != nil {
-		s.log.ErrorContext(r.Context(), "userinfo: get user", "error", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "The user store is unavailable.")
-		return
-	}
-	scopes := strings.Fields(c.Scope)
 	out := map[string]any{"sub": u.ID, "preferred_username": u.Username, "roles": u.Roles}
-	for _, sc := range scopes {
-		if sc == "email" {
-			out["email"] = u.Email
-		}
+	if slices.Contains(strings.Fields(c.Scope), "email") {
+		out["email"] = u.Email
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(out)
+	writeJSONStatus(w, http.StatusOK, out)
 }

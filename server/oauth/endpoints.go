@@ -93,21 +93,24 @@ func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error)
 			h.Set("WWW-Authenticate", `Basic realm="authd", charset="UTF-8"`)
 		}
 	}
-	h.Set("Content-Type", "application/json;charset=UTF-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{rfc.ErrorField, desc})
+	WriteError(w, status, rfc.ErrorField, desc)
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// WriteError writes an RFC 6749 §5.2 error body with the no-store headers
+// every OAuth answer carries.
+func WriteError(w http.ResponseWriter, status int, code, description string) {
+	writeJSON(w, status, struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{code, description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json;charset=UTF-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
@@ -162,7 +165,7 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	writeJSON(w, res)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (p *Provider) introspect(ctx context.Context, caller storage.Client, token, hint string) (Introspection, error) {
@@ -171,7 +174,7 @@ func (p *Provider) introspect(ctx context.Context, caller storage.Client, token,
 	if looksLikeJWT(token) {
 		c, err := p.tokens.Verify(ctx, token)
 		if err != nil {
-			if errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrTokenRevoked) {
+			if Rejected(err) {
 				return inactive, nil
 			}
 			return inactive, err
@@ -264,16 +267,7 @@ func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
-		if err := p.store.RevokeRefreshToken(ctx, family); err != nil {
-			return err
-		}
-		if err := p.store.RevokeAccessToken(ctx, family); err != nil {
-			return err
-		}
-		return p.o.Recorder.Record(ctx, events.Event{
-			Type: events.TokenRevoked, Subject: subject, ClientID: caller.ID, IP: reqInfoFrom(ctx).IP,
-			Data: map[string]any{"token_type": kind, "family": family},
-		})
+		return p.revokeFamily(ctx, family, subject, caller.ID, map[string]any{"token_type": kind})
 	})
 	if err != nil {
 		p.writeError(w, r, fosite.ErrServerError.WithWrap(err))
@@ -288,8 +282,9 @@ func writeRevoked(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// revokeFamily revokes a refresh family and its access tokens, recording why.
-func (p *Provider) revokeFamily(ctx context.Context, family, subject, clientID, reason string) error {
+// revokeFamily revokes a refresh family and its access tokens and records
+// auth.token.revoked with data (plus the family), in one transaction.
+func (p *Provider) revokeFamily(ctx context.Context, family, subject, clientID string, data map[string]any) error {
 	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
 		if err := p.store.RevokeRefreshToken(ctx, family); err != nil {
 			return err
@@ -297,9 +292,9 @@ func (p *Provider) revokeFamily(ctx context.Context, family, subject, clientID, 
 		if err := p.store.RevokeAccessToken(ctx, family); err != nil {
 			return err
 		}
+		data["family"] = family
 		return p.o.Recorder.Record(ctx, events.Event{
-			Type: events.TokenRevoked, Subject: subject, ClientID: clientID, IP: reqInfoFrom(ctx).IP,
-			Data: map[string]any{"token_type": "refresh_token", "family": family, "reason": reason},
+			Type: events.TokenRevoked, Subject: subject, ClientID: clientID, IP: reqInfoFrom(ctx).IP, Data: data,
 		})
 	})
 }

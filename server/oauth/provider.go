@@ -180,7 +180,8 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
 		u, err := p.o.Store.GetUser(ctx, sess.Subject)
 		if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
-			if rerr := p.revokeFamily(ctx, ar.GetID(), sess.Subject, c.GetID(), "user_unavailable"); rerr != nil {
+			if rerr := p.revokeFamily(ctx, ar.GetID(), sess.Subject, c.GetID(),
+				map[string]any{"token_type": "refresh_token", "reason": "user_unavailable"}); rerr != nil {
 				return fosite.ErrServerError.WithWrap(rerr)
 			}
 			return fosite.ErrInvalidGrant.WithHint("The user of this refresh token is disabled or deleted.")

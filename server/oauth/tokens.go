@@ -65,6 +65,12 @@ var (
 	ErrTokenRevoked = errors.New("oauth: access token revoked")
 )
 
+// Rejected reports whether err says the access token is not acceptable
+// (invalid, expired or revoked), as opposed to verification being unavailable.
+func Rejected(err error) bool {
+	return errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrTokenRevoked)
+}
+
 // clockLeeway tolerates clock skew between replicas for iat and nbf.
 const clockLeeway = 60 * time.Second
 
