@@ -31,6 +31,15 @@ const (
 	KeyRotated      Type = "auth.key.rotated"
 )
 
+// Administrative event types (audit trail and outbox), beside those of API.md.
+const (
+	UserUpdated   Type = "auth.user_updated"
+	UserDeleted   Type = "auth.user_deleted"
+	ClientCreated Type = "auth.client_created"
+	ClientUpdated Type = "auth.client_updated"
+	ClientDeleted Type = "auth.client_deleted"
+)
+
 // Event is one security event. Data must never hold a token, password, secret or hash.
 type Event struct {
 	ID       string         `json:"id"`

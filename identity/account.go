@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/storage"
@@ -116,16 +117,22 @@ func (s *Service) ImportUser(ctx context.Context, in Imported, m Meta) (storage.
 	if err != nil {
 		return storage.User{}, fmt.Errorf("identity: import user: %w", err)
 	}
+	if isBcrypt(u.PasswordHash) {
+		cost, _ := bcrypt.Cost([]byte(u.PasswordHash)) // checked above
+		s.noteBcryptCost(cost)                         // every check now pads to it (see check)
+	}
 	return u, nil
 }
 
-// Unlock clears a lockout and the failed-login counter, recording auth.user_unlocked.
+// Unlock clears a lockout and the login counters (failed and in flight),
+// recording auth.user_unlocked. Attempts still in flight then settle
+// against the cleared counters.
 func (s *Service) Unlock(ctx context.Context, userID string, m Meta) (storage.User, error) {
 	var u storage.User
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
 		u, err = s.store.UpdateUser(ctx, userID, func(x *storage.User) error {
-			x.FailedLogins, x.LockedUntil = 0, time.Time{}
+			x.FailedLogins, x.PendingLogins, x.LockedUntil = 0, 0, time.Time{}
 			return nil
 		})
 		if err != nil {

@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/storage"
@@ -52,6 +54,12 @@ type Options struct {
 	// pure CPU and memory bandwidth, so more at once only adds memory (19 MiB
 	// each) and latency, never throughput.
 	MaxConcurrentHashes int
+	// BcryptPadCost is the bcrypt cost every password check is padded to,
+	// so that an account with an imported bcrypt hash of that cost answers
+	// in the time of any other (see check). 0 pads nothing until a bcrypt
+	// hash is met: the service raises it to the highest cost it sees at
+	// import or login. Values are clamped to [4, 16].
+	BcryptPadCost int
 }
 
 // Meta describes where a request came from, for the events.
@@ -80,6 +88,15 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	slots     chan struct{}
+
+	noUser      string       // an id no user has: unknown users' store round trips go to it
+	bcryptPad   atomic.Int32 // bcrypt cost every check is padded to; 0 for none
+	bcryptDummy string       // a bcrypt hash of a random password, at bcrypt.MinCost
+
+	// Test hooks, nil outside tests: after each reservation, and after each
+	// password check (real: against the account's own hash, not the dummy).
+	testReserved func()
+	testChecked  func(real, ok bool)
 }
 
 // NewService returns a service on store that records events with rec. It
@@ -114,6 +131,15 @@ func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 		panic("identity: dummy hash: " + err.Error())
 	}
 	s.dummy = dummy
+	s.noUser = "no-user-" + uuid.NewString() // user ids are UUIDv7 without a prefix
+	bd, err := bcrypt.GenerateFromPassword(b[:], bcrypt.MinCost)
+	if err != nil {
+		panic("identity: dummy bcrypt hash: " + err.Error())
+	}
+	s.bcryptDummy = string(bd)
+	if c := opts.BcryptPadCost; c > 0 {
+		s.noteBcryptCost(min(max(c, bcrypt.MinCost), maxBcryptCost))
+	}
 	return s
 }
 
@@ -131,21 +157,6 @@ func (s *Service) acquire(ctx context.Context) error {
 
 func (s *Service) release() { <-s.slots }
 
-// verify checks password against encoded in a hashing slot. When Verify
-// refuses early (password too long, unusable hash) it spends the time of a
-// real verification on the dummy, so the answer's timing tells nothing.
-func (s *Service) verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
-	if err := s.acquire(ctx); err != nil {
-		return false, false, err
-	}
-	defer s.release()
-	ok, needsRehash, err = s.hasher.Verify(password, encoded)
-	if err != nil {
-		_, _, _ = s.hasher.Verify("not the password", s.dummy)
-	}
-	return ok, needsRehash, err
-}
-
 func (s *Service) hash(ctx context.Context, password string) (string, error) {
 	if err := s.acquire(ctx); err != nil {
 		return "", err
@@ -156,163 +167,44 @@ func (s *Service) hash(ctx context.Context, password string) (string, error) {
 
 // Authenticate checks a password login; login is a username or an email. It
 // returns the user, or ErrInvalidCredentials for an unknown user, a wrong
-// password, a locked or a disabled account alike, after the same work: one
-// password verification, against a dummy hash when the user is unknown. A
-// failure increments the user's failed-login counter and locks the account
-// for LockoutDuration when it reaches LockoutThreshold; a success clears
-// them and rehashes a bcrypt or outdated argon2id hash. Each outcome is
-// recorded as an event. Other errors are storage failures.
+// password, a locked or a disabled account alike, after the same work and
+// the same store round trips (see check and reserve). Each outcome is
+// recorded as an event. Other errors are storage failures, or ctx's when it
+// ends while the request waits for a hashing slot.
+//
+// Lockout: the attempt is counted (reserve) before its password is checked,
+// so that however many arrive at once, at most LockoutThreshold passwords
+// are checked per lock window; the attempt that reaches the threshold locks
+// the account at once. A success clears the counter and the lock only when
+// it did not race with the failures that set it (settle). A bcrypt or
+// outdated argon2id hash is replaced after a success.
 func (s *Service) Authenticate(ctx context.Context, login, password string, m Meta) (storage.User, error) {
-	var (
-		u     storage.User
-		known bool
-	)
-	// No username or email is longer than an email may be; skip the lookup.
-	if len(login) <= MaxEmailLen {
-		var err error
-		u, err = s.store.GetUserByLogin(ctx, NormalizeUsername(login))
-		switch {
-		case err == nil:
-			known = true
-		case !errors.Is(err, storage.ErrNotFound):
-			return storage.User{}, fmt.Errorf("identity: authenticate: %w", err)
-		}
+	a, err := s.reserve(ctx, login)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("identity: authenticate: %w", err)
 	}
-
-	encoded := s.dummy
-	if known {
-		encoded = u.PasswordHash
+	if s.testReserved != nil {
+		s.testReserved()
 	}
-	ok, needsRehash, verr := s.verify(ctx, password, encoded)
+	// The attempt is counted: settle it even if the caller goes away.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if err := s.acquire(ctx); err != nil {
+		s.abandon(sctx, a, m)
+		return storage.User{}, err
+	}
+	ok, needsRehash, verr := s.check(password, a.encoded)
+	s.release()
 	if verr != nil {
-		if ctx.Err() != nil {
-			return storage.User{}, verr
-		}
-		if known && !errors.Is(verr, ErrPasswordTooLong) {
-			s.log.ErrorContext(ctx, "identity: stored password hash unusable", "user_id", u.ID, "error", verr)
+		if a.refused == "" && !errors.Is(verr, ErrPasswordTooLong) {
+			s.log.ErrorContext(ctx, "identity: stored password hash unusable", "user_id", a.userID, "error", verr)
 		}
 		ok = false
 	}
-
-	now := s.now()
-	switch {
-	case !known:
-		return storage.User{}, s.fail(ctx, nil, ReasonUnknownUser, m)
-	case u.Disabled:
-		return storage.User{}, s.fail(ctx, &u, ReasonDisabled, m)
-	case u.LockedUntil.After(now):
-		return storage.User{}, s.fail(ctx, &u, ReasonLocked, m)
-	case !ok:
-		return storage.User{}, s.fail(ctx, &u, ReasonBadPassword, m)
+	if s.testChecked != nil {
+		s.testChecked(a.refused == "", ok)
 	}
-	return s.succeed(ctx, u, password, needsRehash, m)
-}
-
-// fail records a failed login (and a lock, if this failure causes one) in
-// one transaction and returns ErrInvalidCredentials. u is nil for an unknown
-// user: the event then names no one.
-func (s *Service) fail(ctx context.Context, u *storage.User, reason string, m Meta) error {
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
-		var subject string
-		if u != nil {
-			subject = u.ID
-		}
-		if u != nil && reason == ReasonBadPassword {
-			var (
-				locked bool
-				until  time.Time
-				count  int
-			)
-			_, err := s.store.UpdateUser(ctx, u.ID, func(x *storage.User) error {
-				now := s.now()
-				locked = false
-				if !x.LockedUntil.IsZero() && !x.LockedUntil.After(now) {
-					// The last lock has expired: count afresh.
-					x.FailedLogins, x.LockedUntil = 0, time.Time{}
-				}
-				x.FailedLogins++
-				if s.threshold > 0 && x.FailedLogins >= s.threshold && x.LockedUntil.IsZero() {
-					x.LockedUntil = now.Add(s.lockFor)
-					locked = true
-				}
-				count, until = x.FailedLogins, x.LockedUntil
-				return nil
-			})
-			switch {
-			case errors.Is(err, storage.ErrNotFound):
-				// Deleted meanwhile: nothing to count.
-			case err != nil:
-				return err
-			case locked:
-				s.log.WarnContext(ctx, "identity: account locked", "user_id", u.ID, "failed_logins", count, "until", until)
-				if err := s.rec.Record(ctx, events.Event{
-					Type: events.UserLocked, Subject: u.ID, ClientID: m.ClientID, IP: m.IP,
-					Data: map[string]any{"failed_logins": count, "locked_until": until.UTC().Format(time.RFC3339)},
-				}); err != nil {
-					return err
-				}
-			}
-		}
-		return s.rec.Record(ctx, events.Event{
-			Type: events.LoginFailed, Subject: subject, ClientID: m.ClientID, IP: m.IP,
-			Data: map[string]any{"reason": reason},
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("identity: authenticate: record failure: %w", err)
-	}
-	return ErrInvalidCredentials
-}
-
-// succeed clears the lockout state, stores a fresh hash when the old one
-// needs it, and records the login, in one transaction.
-func (s *Service) succeed(ctx context.Context, u storage.User, password string, needsRehash bool, m Meta) (storage.User, error) {
-	var fresh string
-	if needsRehash {
-		// Hashed before the transaction, so no row stays locked meanwhile.
-		h, err := s.hash(ctx, password)
-		if err != nil {
-			if ctx.Err() != nil {
-				return storage.User{}, err
-			}
-			s.log.WarnContext(ctx, "identity: rehash failed", "user_id", u.ID, "error", err)
-		}
-		fresh = h
-	}
-	old := u.PasswordHash
-	rehashed := false
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
-		rehashed = false
-		if u.FailedLogins != 0 || !u.LockedUntil.IsZero() || fresh != "" {
-			updated, err := s.store.UpdateUser(ctx, u.ID, func(x *storage.User) error {
-				x.FailedLogins, x.LockedUntil = 0, time.Time{}
-				// Never overwrite a password changed meanwhile.
-				if fresh != "" && x.PasswordHash == old {
-					x.PasswordHash = fresh
-					rehashed = true
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			u = updated
-		}
-		data := map[string]any{"method": "password"}
-		if rehashed {
-			data["rehashed"] = true
-		}
-		return s.rec.Record(ctx, events.Event{
-			Type: events.LoginSuccess, Subject: u.ID, ClientID: m.ClientID, IP: m.IP, Data: data,
-		})
-	})
-	if err != nil {
-		return storage.User{}, fmt.Errorf("identity: authenticate: record success: %w", err)
-	}
-	if rehashed {
-		s.log.InfoContext(ctx, "identity: password rehashed", "user_id", u.ID)
-	}
-	return u, nil
+	return s.settle(ctx, sctx, a, password, ok && a.refused == "", needsRehash, m)
 }
 
 // CreateUser validates nu (ValidateSignup, then the roles), hashes the

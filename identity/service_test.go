@@ -16,12 +16,15 @@ import (
 
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/postgres"
 	"github.com/authd/authd/storage/sqlite"
+	"github.com/authd/authd/storage/storagetest"
 )
 
-// hookStore is the real SQLite store with faults that tests switch on.
+// hookStore is a real store (SQLite, or PostgreSQL for newFixtureOn) with
+// faults that tests switch on.
 type hookStore struct {
-	*sqlite.Store
+	storage.Store
 	failOutbox error // AppendOutbox returns it
 	failLookup error // GetUserByLogin returns it
 }
@@ -62,10 +65,35 @@ var meta = Meta{ClientID: meClient, IP: meIP}
 // 3 failures for 15 minutes, and a debug logger writing to f.logs.
 func newFixture(t *testing.T, opts Options) *fixture {
 	t.Helper()
+	return newFixtureOn(t, backendSQLite, opts)
+}
+
+// Store backends of newFixtureOn.
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres" // a schema of its own in AUTHD_TEST_POSTGRES_URL; skipped without it
+)
+
+// newFixtureOn is newFixture on the given backend.
+func newFixtureOn(t *testing.T, backend string, opts Options) *fixture {
+	t.Helper()
 	f := &fixture{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), logs: &bytes.Buffer{}}
-	st, err := sqlite.New(t.Context(), filepath.Join(t.TempDir(), "authd.db"), sqlite.WithClock(f.clock))
-	if err != nil {
-		t.Fatalf("sqlite.New: %v", err)
+	var st storage.Store
+	switch backend {
+	case backendSQLite:
+		lite, err := sqlite.New(t.Context(), filepath.Join(t.TempDir(), "authd.db"), sqlite.WithClock(f.clock))
+		if err != nil {
+			t.Fatalf("sqlite.New: %v", err)
+		}
+		st = lite
+	case backendPostgres:
+		pg, err := postgres.New(t.Context(), storagetest.PostgresDSN(t), postgres.WithClock(f.clock))
+		if err != nil {
+			t.Fatalf("postgres.New: %v", err)
+		}
+		st = pg
+	default:
+		t.Fatalf("unknown backend %q", backend)
 	}
 	t.Cleanup(func() { st.Close() })
 	if err := st.Migrate(t.Context()); err != nil {
@@ -416,8 +444,14 @@ func TestFailureRecordingIsOneTransaction(t *testing.T) {
 	if err == nil || errors.Is(err, ErrInvalidCredentials) || !strings.Contains(err.Error(), "outbox down") {
 		t.Errorf("Authenticate with a failing outbox = %v; want the store failure", err)
 	}
-	if u := f.user(t, alice.ID); u.FailedLogins != 0 {
-		t.Errorf("FailedLogins = %d; want 0 (rolled back with the event)", u.FailedLogins)
+	// The attempt was counted before its check; its outcome is rolled back
+	// with the event, and the reservation given back.
+	if u := f.user(t, alice.ID); u.FailedLogins != 1 || u.PendingLogins != 0 {
+		t.Errorf("failed=%d pending=%d; want 1 (counted), 0 (released)", u.FailedLogins, u.PendingLogins)
+	}
+	f.store.failOutbox = nil
+	if got := f.audit(t, events.LoginFailed); len(got) != 0 {
+		t.Errorf("auth.login.failed entries = %d; want none (rolled back)", len(got))
 	}
 }
 

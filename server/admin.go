@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,11 +20,11 @@ import (
 
 // Admin event types (audit trail and outbox), beside those of API.md.
 const (
-	eventUserUpdated   events.Type = "auth.user_updated"
-	eventUserDeleted   events.Type = "auth.user_deleted"
-	eventClientCreated events.Type = "auth.client_created"
-	eventClientUpdated events.Type = "auth.client_updated"
-	eventClientDeleted events.Type = "auth.client_deleted"
+	eventUserUpdated   = events.UserUpdated
+	eventUserDeleted   = events.UserDeleted
+	eventClientCreated = events.ClientCreated
+	eventClientUpdated = events.ClientUpdated
+	eventClientDeleted = events.ClientDeleted
 )
 
 func (s *Server) adminMeta(r *http.Request) (string, identity.Meta) {
@@ -251,7 +252,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		s.writeClientError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/api/v1/admin/clients/"+c.ID)
+	w.Header().Set("Location", "/api/v1/admin/clients/"+url.PathEscape(c.ID))
 	writeJSONStatus(w, http.StatusCreated, oauth.Document(c, secret))
 }
 
@@ -308,10 +309,7 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	err := s.cfg.Store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := s.cfg.Store.DeleteClient(ctx, id); err != nil {
-			return err
-		}
+	err := s.cfg.OAuth.DeleteClient(r.Context(), id, func(ctx context.Context) error {
 		return s.record(ctx, r, eventClientDeleted, "", map[string]any{"client": id})
 	})
 	if err != nil {

@@ -1,18 +1,19 @@
 package server
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/authd/authd/identity"
-	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 )
 
@@ -27,8 +28,14 @@ type problem struct {
 	Field    string `json:"field,omitempty"`
 }
 
+// Media types of authd's JSON answers; every one names its charset.
+const (
+	contentTypeJSON    = "application/json; charset=utf-8"
+	contentTypeProblem = "application/problem+json; charset=utf-8"
+)
+
 func writeProblemField(w http.ResponseWriter, r *http.Request, status int, detail, field string) {
-	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Type", contentTypeProblem)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(problem{
@@ -43,7 +50,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 }
 
 func writeJSONStatus(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentTypeJSON)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
@@ -51,14 +58,37 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 
 // decodeJSON reads a JSON object body into v; it writes the problem itself
 // and reports whether decoding succeeded. Unknown members are ignored (a
-// "roles" member in a signup is not an error, just not honoured).
+// "roles" member in a signup is not an error, just not honoured). Refused
+// with 400: a body that is not valid UTF-8 (encoding/json would silently
+// replace the bad bytes), a string holding a NUL (PostgreSQL refuses it in
+// text), a member given twice in one object at any depth (encoding/json
+// keeps the last one silently, and matches names case-insensitively, so
+// "Username" repeats "username"), nesting deeper than maxJSONDepth.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		writeProblem(w, r, http.StatusUnsupportedMediaType, "The body must be application/json.")
 		return false
 	}
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body) // bounded by the secure middleware's MaxBytesReader
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeTooLarge(w, r)
+		} else {
+			writeProblem(w, r, http.StatusBadRequest, "The body could not be read.")
+		}
+		return false
+	}
+	if !utf8.Valid(body) {
+		writeProblem(w, r, http.StatusBadRequest, "The body is not valid UTF-8.")
+		return false
+	}
+	if detail, field := checkJSON(body); detail != "" {
+		writeProblemField(w, r, http.StatusBadRequest, detail, field)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		var typeErr *json.UnmarshalTypeError
@@ -80,6 +110,107 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// maxJSONDepth bounds the nesting of a JSON body; authd's bodies nest two deep.
+const maxJSONDepth = 32
+
+// checkJSON scans the first JSON value of body and returns a problem detail
+// (and the member it names) for a duplicated member, a NUL in a string or
+// too deep a nesting; "" when there is none. Syntax errors are left to the
+// decoder, which describes them.
+func checkJSON(body []byte) (detail, field string) {
+	type frame struct {
+		object  bool
+		wantKey bool                // in an object: the next token is a member name
+		keys    map[string]struct{} // folded member names seen
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok {
+			if strings.IndexByte(s, 0) >= 0 {
+				return "The body holds a NUL character.", ""
+			}
+			if top != nil && top.object && top.wantKey {
+				k := foldJSONName(s)
+				if _, dup := top.keys[k]; dup {
+					name := safeText(s, 64)
+					return fmt.Sprintf("The member %q is given more than once.", name), name
+				}
+				top.keys[k] = struct{}{}
+				top.wantKey = false
+				continue
+			}
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return "", "" // the first value is complete
+			}
+			continue
+		}
+		// A value (scalar or the start of an object or array).
+		if top == nil {
+			if _, ok := tok.(json.Delim); !ok {
+				return "", "" // a scalar body: the decoder refuses it
+			}
+		} else if top.object {
+			top.wantKey = true
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if len(stack) >= maxJSONDepth {
+				return "The body nests too deeply.", ""
+			}
+			stack = append(stack, &frame{object: d == '{', wantKey: d == '{', keys: map[string]struct{}{}})
+		}
+	}
+}
+
+// foldJSONName maps each rune of s to the smallest rune of its Unicode
+// simple case-folding orbit: two names encoding/json would match to the same
+// field (it folds case, "K" and the Kelvin sign alike) fold to one string.
+func foldJSONName(s string) string {
+	return strings.Map(func(r rune) rune {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		return m
+	}, s)
+}
+
+// textOK reports whether s is at most max bytes of valid UTF-8 holding no
+// control character (C0, DEL or C1), NUL included: text that may be handed
+// to a store.
+func textOK(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// safeText keeps attacker-chosen text short and printable in messages.
+func safeText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "")
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func jsonKind(e *json.UnmarshalTypeError) string {
@@ -109,81 +240,6 @@ func (s *Server) writeIdentityError(w http.ResponseWriter, r *http.Request, err 
 		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
 		writeProblem(w, r, http.StatusInternalServerError, "The server could not complete the request.")
 	}
-}
-
-type claimsKey struct{}
-
-func claimsFrom(ctx context.Context) *oauth.AccessClaims {
-	c, _ := ctx.Value(claimsKey{}).(*oauth.AccessClaims)
-	return c
-}
-
-// userAuth admits requests with a valid, unrevoked access token of a user
-// (not a client_credentials token).
-func (s *Server) userAuth(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r)
-		if !ok {
-			writeBearerError(w, r, false)
-			return
-		}
-		c, err := s.cfg.OAuth.VerifyAccessToken(r.Context(), tok)
-		if err != nil {
-			if oauth.Rejected(err) {
-				writeBearerError(w, r, true)
-				return
-			}
-			s.log.ErrorContext(r.Context(), "verify access token", "error", err)
-			writeProblem(w, r, http.StatusServiceUnavailable, "Token verification is unavailable.")
-			return
-		}
-		if c.Username == "" {
-			writeBearerError(w, r, true)
-			return
-		}
-		next(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
-	})
-}
-
-// adminAuth admits users whose token carries the admin role and who are,
-// now, still enabled admins: a demotion takes effect at once, not at the
-// token's expiry.
-func (s *Server) adminAuth(next http.HandlerFunc) http.Handler {
-	return s.userAuth(func(w http.ResponseWriter, r *http.Request) {
-		c := claimsFrom(r.Context())
-		forbidden := func() {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="authd", error="insufficient_scope", error_description="The admin role is required."`)
-			writeProblem(w, r, http.StatusForbidden, "The admin role is required.")
-		}
-		if !slices.Contains(c.Roles, storage.RoleAdmin) {
-			forbidden()
-			return
-		}
-		u, ok := s.currentUser(w, r, c.Subject)
-		if !ok {
-			return
-		}
-		if !slices.Contains(u.Roles, storage.RoleAdmin) {
-			forbidden()
-			return
-		}
-		next(w, r)
-	})
-}
-
-// currentUser loads the token's user; a deleted or disabled user is answered
-// like an invalid token. It writes the error itself.
-func (s *Server) currentUser(w http.ResponseWriter, r *http.Request, id string) (storage.User, bool) {
-	u, err := s.cfg.Store.GetUser(r.Context(), id)
-	switch {
-	case errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled:
-		writeBearerError(w, r, true)
-		return storage.User{}, false
-	case err != nil:
-		s.writeIdentityError(w, r, err)
-		return storage.User{}, false
-	}
-	return u, true
 }
 
 // userDocument is a user as the APIs show it: never the hash.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,6 +160,63 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Limits, in bytes, on the text of a request's path and query string.
+const (
+	maxPathLen       = 2048
+	maxPathVarLen    = 256 // an id in a path: user ids are 36, client ids at most 128
+	maxQueryNameLen  = 64
+	maxQueryValueLen = 1024
+)
+
+// checkInput refuses, before a routed handler runs, a path or query string
+// whose decoded text no store should see: invalid UTF-8, a NUL or another
+// control character, or an unreasonable length (400, problem+json or
+// RFC 6749 JSON under /oauth2/). Path variables are parts of the path, so
+// every id an admin route reads is covered.
+func (s *Server) checkInput(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bad := func(detail string) {
+			if isOAuthPath(r.URL.Path) {
+				oauth.WriteError(w, http.StatusBadRequest, "invalid_request", detail)
+				return
+			}
+			writeProblem(w, r, http.StatusBadRequest, detail)
+		}
+		if !textOK(r.URL.Path, maxPathLen) {
+			bad("The path is not printable UTF-8 text of a sane length.")
+			return
+		}
+		for _, v := range mux.Vars(r) {
+			if len(v) > maxPathVarLen {
+				bad("An identifier in the path is too long.")
+				return
+			}
+		}
+		if r.URL.RawQuery == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			bad("The query string is malformed.")
+			return
+		}
+		for k, vs := range q {
+			if !textOK(k, maxQueryNameLen) {
+				bad("A query parameter name is not printable UTF-8 text of a sane length.")
+				return
+			}
+			for _, v := range vs {
+				if !textOK(v, maxQueryValueLen) {
+					bad(fmt.Sprintf("The query parameter %q is not printable UTF-8 text of a sane length.", k))
+					return
+				}
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }

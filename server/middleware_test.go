@@ -97,7 +97,7 @@ func TestDecodeJSON(t *testing.T) {
 		if tc.field != "" && !strings.Contains(rec.Body.String(), `"field":"`+tc.field+`"`) {
 			t.Errorf("decodeJSON(%q): body %s does not name field %q", tc.body, rec.Body, tc.field)
 		}
-		if tc.status != 0 && rec.Header().Get("Content-Type") != "application/problem+json" {
+		if tc.status != 0 && rec.Header().Get("Content-Type") != "application/problem+json; charset=utf-8" {
 			t.Errorf("decodeJSON(%q): content type %q", tc.body, rec.Header().Get("Content-Type"))
 		}
 	}

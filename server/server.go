@@ -92,6 +92,7 @@ type Server struct {
 	ipOf      func(*http.Request) string
 	discovery document
 	oidc      document
+	methods   []string // every method some route accepts, for Allow
 }
 
 // document is a pre-rendered JSON body with its ETag.
@@ -158,9 +159,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 func (s *Server) routes() {
 	r := mux.NewRouter()
-	r.Use(s.observe, s.secure)
+	r.Use(s.observe, s.secure, s.checkInput)
 	r.NotFoundHandler = s.observe(s.secure(s.fallback(http.StatusNotFound, "No such resource.")))
-	r.MethodNotAllowedHandler = s.observe(s.secure(s.fallback(http.StatusMethodNotAllowed, "Method not allowed.")))
+	r.MethodNotAllowedHandler = s.observe(s.secure(s.allow(s.fallback(http.StatusMethodNotAllowed, "Method not allowed."))))
 
 	r.Handle("/.well-known/oauth-authorization-server", s.serveDocument(func() document { return s.discovery }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/openid-configuration", s.serveDocument(func() document { return s.oidc }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
@@ -172,7 +173,7 @@ func (s *Server) routes() {
 	r.Handle("/oauth2/token", s.rateLimit(http.HandlerFunc(s.cfg.OAuth.Token))).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/introspect", s.cfg.OAuth.Introspect).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/revoke", s.cfg.OAuth.Revoke).Methods(http.MethodPost)
-	r.Handle("/userinfo", s.userAuth(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/userinfo", s.userinfoAuth(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
 
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.Handle("/signup", s.rateLimit(http.HandlerFunc(s.signup))).Methods(http.MethodPost)
@@ -195,13 +196,49 @@ func (s *Server) routes() {
 	adm.Handle("/audit", s.adminAuth(s.audit)).Methods(http.MethodGet)
 
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Type", contentTypeJSON)
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.router = r
+	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		ms, _ := route.GetMethods()
+		for _, m := range ms {
+			if !slices.Contains(s.methods, m) {
+				s.methods = append(s.methods, m)
+			}
+		}
+		return nil
+	})
+	slices.Sort(s.methods)
+}
+
+// allow sets the Allow header of a 405 answer (RFC 9110 §15.5.6), which
+// gorilla/mux leaves out: the methods some route of the router accepts for
+// the request's path.
+func (s *Server) allow(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowed := s.allowedMethods(r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowedMethods lists the methods the router routes for r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range s.methods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // fallback answers unrouted requests: RFC 6749 JSON under /oauth2/, problem+json elsewhere.
@@ -229,8 +266,8 @@ func metadata(issuer string, oidc bool) map[string]any {
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
-		"scopes_supported":      []string{"openid", "profile", "email", "offline_access"},
-		"service_documentation": issuer + "/",
+		"scopes_supported": []string{"openid", "profile", "email", "offline_access"},
+		// No service_documentation: authd serves no documentation page.
 	}
 	if oidc {
 		m["subject_types_supported"] = []string{"public"}
@@ -245,7 +282,7 @@ func (s *Server) serveDocument(get func() document, cacheControl string) http.Ha
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := get()
 		h := w.Header()
-		h.Set("Content-Type", "application/json")
+		h.Set("Content-Type", contentTypeJSON)
 		h.Set("Cache-Control", cacheControl)
 		h.Set("ETag", d.etag)
 		h.Set("Access-Control-Allow-Origin", "*")
@@ -286,7 +323,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		report[c.Name] = "up"
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentTypeJSON)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "checks": report})

@@ -35,10 +35,16 @@ type User struct {
 	PasswordHash string // PHC string (argon2id) or an imported bcrypt hash
 	Roles        []string
 	Disabled     bool
-	FailedLogins int       // consecutive failed logins since the last success
-	LockedUntil  time.Time // zero when not locked
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// FailedLogins counts the password attempts since the last success (or
+	// the last expired lock, or an unlock): the failed ones and those still
+	// in flight (PendingLogins), which are counted before they are checked.
+	FailedLogins int
+	// PendingLogins counts the attempts counted in FailedLogins whose
+	// password check has not been resolved yet (see identity.Authenticate).
+	PendingLogins int
+	LockedUntil   time.Time // zero when not locked
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Client is a registered OAuth 2.0 client.
@@ -98,14 +104,95 @@ type RevocationKind string
 const (
 	RevokedJTI    RevocationKind = "jti"    // one access token
 	RevokedFamily RevocationKind = "family" // every access token issued from a refresh family
+	// RevokedSubject marks a user: every access token of that user issued at
+	// or before the entry's Cutoff (logout, password change, disable, delete).
+	RevokedSubject RevocationKind = "subject"
+	// RevokedClient marks a client: every access token issued to it at or
+	// before the entry's Cutoff (the client was deleted).
+	RevokedClient RevocationKind = "client"
 )
 
 // Revocation is a denylist entry; it is kept until ExpiresAt, after which every
 // token it names has expired anyway.
 type Revocation struct {
-	Kind      RevocationKind
-	Value     string
+	Kind  RevocationKind
+	Value string
+	// Cutoff is the instant of a subject or client mark: tokens issued at or
+	// before it are revoked, later ones are not. Zero for jti and family.
+	Cutoff    time.Time
 	ExpiresAt time.Time
+}
+
+// Marks reports whether the kind is a time mark (subject or client).
+func (k RevocationKind) Marks() bool { return k == RevokedSubject || k == RevokedClient }
+
+// Valid checks an entry before it is stored.
+func (e Revocation) Valid() error {
+	switch {
+	case e.Kind != RevokedJTI && e.Kind != RevokedFamily && !e.Kind.Marks():
+		return fmt.Errorf("storage: unknown revocation kind %q", e.Kind)
+	case e.Value == "" || e.ExpiresAt.IsZero():
+		return errors.New("storage: a revocation needs a value and an expiry")
+	case e.Kind.Marks() != !e.Cutoff.IsZero():
+		return errors.New("storage: subject and client revocations, and only they, need a cutoff")
+	}
+	return nil
+}
+
+// TokenRef is what a denylist entry can match in an access token.
+type TokenRef struct {
+	JTI      string
+	Family   string
+	Subject  string
+	ClientID string
+	// IssuedAt is when the token was issued, as precisely as the token
+	// tells it (rounded down: a token is never judged younger than it is).
+	IssuedAt time.Time
+}
+
+// Matches reports whether the entry, unexpired at now, revokes the token.
+func (e Revocation) Matches(t TokenRef, now time.Time) bool {
+	if !now.Before(e.ExpiresAt) {
+		return false
+	}
+	switch e.Kind {
+	case RevokedJTI:
+		return t.JTI != "" && t.JTI == e.Value
+	case RevokedFamily:
+		return t.Family != "" && t.Family == e.Value
+	case RevokedSubject:
+		return t.Subject != "" && t.Subject == e.Value && !t.IssuedAt.After(e.Cutoff)
+	case RevokedClient:
+		return t.ClientID != "" && t.ClientID == e.Value && !t.IssuedAt.After(e.Cutoff)
+	}
+	return false
+}
+
+// Keys returns the (kind, value) pairs under which entries matching t are
+// stored, for lookups in a keyed denylist.
+func (t TokenRef) Keys() []Revocation {
+	keys := make([]Revocation, 0, 4)
+	for _, k := range [...]struct {
+		kind  RevocationKind
+		value string
+	}{{RevokedJTI, t.JTI}, {RevokedFamily, t.Family}, {RevokedSubject, t.Subject}, {RevokedClient, t.ClientID}} {
+		if k.value != "" {
+			keys = append(keys, Revocation{Kind: k.kind, Value: k.value})
+		}
+	}
+	return keys
+}
+
+// Merge combines two entries of one (kind, value): the later expiry and the
+// later cutoff win, so a mark only ever widens.
+func (e Revocation) Merge(o Revocation) Revocation {
+	if o.ExpiresAt.After(e.ExpiresAt) {
+		e.ExpiresAt = o.ExpiresAt
+	}
+	if o.Cutoff.After(e.Cutoff) {
+		e.Cutoff = o.Cutoff
+	}
+	return e
 }
 
 // AuditEntry is one line of the audit trail.
@@ -145,6 +232,10 @@ type Users interface {
 	GetUserByLogin(ctx context.Context, login string) (User, error)
 	// UpdateUser reads the user, applies fn and writes the result in one
 	// transaction with the row locked, so concurrent updates never lose one.
+	// When no user has id it returns ErrNotFound without calling fn, after
+	// running the same statements as a hit (the write then touches no row),
+	// so that a miss costs the round trips a hit costs: the login path uses
+	// it for unknown users. Inside a transaction a miss leaves it usable.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsers pages through users ordered by id; Query matches a substring
@@ -196,8 +287,9 @@ type Keys interface {
 // Denylist records early revocations of access tokens.
 type Denylist interface {
 	Revoke(ctx context.Context, entries ...Revocation) error
-	// IsRevoked reports whether the jti or the family (either may be empty) is denylisted.
-	IsRevoked(ctx context.Context, jti, family string) (bool, error)
+	// IsRevoked reports whether an unexpired entry matches the token: its
+	// jti, its family, or a subject or client mark at or after its issue time.
+	IsRevoked(ctx context.Context, t TokenRef) (bool, error)
 }
 
 // Audit is the append-only audit trail.

@@ -295,8 +295,8 @@ func (f *fixture) testAdmin(t *testing.T) {
 		if code, _ := f.api(rt.method, rt.path, "garbage.token.here", `{}`); code != http.StatusUnauthorized {
 			t.Errorf("%s %s with a bad token: %d; want 401", rt.method, rt.path, code)
 		}
-		if code, _ := f.api(rt.method, rt.path, ccTok, `{}`); code != http.StatusUnauthorized {
-			t.Errorf("%s %s with a client token: %d; want 401", rt.method, rt.path, code)
+		if code, _ := f.api(rt.method, rt.path, ccTok, `{}`); code != http.StatusForbidden {
+			t.Errorf("%s %s with a client token: %d; want 403", rt.method, rt.path, code)
 		}
 		if code, _ := f.api(rt.method, rt.path, userAT, `{}`); code != http.StatusForbidden {
 			t.Errorf("%s %s as a user: %d; want 403", rt.method, rt.path, code)

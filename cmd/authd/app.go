@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,6 @@ import (
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/postgres"
-	"github.com/authd/authd/storage/redis"
 	"github.com/authd/authd/storage/sqlite"
 )
 
@@ -85,8 +85,7 @@ type deps struct {
 	log      *slog.Logger
 	store    storage.Store
 	redis    *goredis.Client    // nil without AUTHD_REDIS_URL
-	cache    *redis.Denylist    // the Redis denylist cache; nil without Redis
-	pgDeny   *postgres.Denylist // in-memory denylist on PostgreSQL without Redis; nil otherwise
+	pgDeny   *postgres.Denylist // in-memory denylist on PostgreSQL; nil on SQLite
 	denylist storage.Denylist
 	keys     *keys.Manager
 	hasher   *oauth.SecretHasher
@@ -124,10 +123,14 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 		d.Close()
 		return nil, err
 	}
+	// The denylist is SQL, the truth. On PostgreSQL every replica keeps a
+	// copy in memory that PostgreSQL itself keeps current (LISTEN/NOTIFY in
+	// the revoking transaction; serve runs it): a revocation any replica
+	// acknowledged is honoured by every replica within milliseconds, and no
+	// Redis outage or partition can hide it. Until the copy is loaded, and
+	// whenever its connection fails, answers come from SQL.
 	d.denylist = st
-	if pg, ok := st.(*postgres.Store); ok && cfg.RedisURL == "" {
-		// Without Redis, PostgreSQL keeps an in-memory denylist in step
-		// through LISTEN/NOTIFY (serve runs it); until then it asks SQL.
+	if pg, ok := st.(*postgres.Store); ok {
 		d.pgDeny = pg.NewDenylist(postgres.WithDenylistLogger(log))
 		d.denylist = d.pgDeny
 	}
@@ -138,8 +141,6 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 			return nil, fmt.Errorf("redis url: invalid")
 		}
 		d.redis = goredis.NewClient(opts)
-		d.cache = redis.New(d.redis, cfg.RedisKeyPrefix, st, redis.WithLogger(log))
-		d.denylist = d.cache
 	}
 	d.recorder = events.NewRecorder(st, nil)
 	d.identity = identity.NewService(st, d.recorder, identity.Options{
@@ -147,6 +148,18 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 		Blocklist: blocklist.Common(),
 	})
 	return d, nil
+}
+
+// provider builds the OAuth layer on the wired dependencies; clientIP may be
+// nil outside serve.
+func (d *deps) provider(clientIP func(*http.Request) string) (*oauth.Provider, error) {
+	secret, old := secretBytes(d.cfg)
+	return oauth.New(oauth.Options{
+		Issuer: d.cfg.Issuer, AccessTokenTTL: d.cfg.AccessTokenTTL, RefreshTokenTTL: d.cfg.RefreshTokenTTL,
+		RefreshFamilyTTL: d.cfg.RefreshFamilyTTL, Secret: secret, OldSecrets: old,
+		Store: d.store, Denylist: d.denylist, Signer: d.keys, Auth: d.identity, Recorder: d.recorder,
+		Hasher: d.hasher, Logger: d.log, ClientIP: clientIP,
+	})
 }
 
 // Close releases the store and Redis client.

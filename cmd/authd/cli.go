@@ -157,12 +157,19 @@ func (e *env) clientsCommand() *cobra.Command {
 		Use: "delete ID", Short: "delete a client", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
-				if err := d.store.DeleteClient(cmd.Context(), args[0]); errors.Is(err, storage.ErrNotFound) {
+				p, err := d.provider(nil)
+				if err != nil {
+					return err
+				}
+				err = p.DeleteClient(cmd.Context(), args[0], func(ctx context.Context) error {
+					return d.recorder.Record(ctx, events.Event{Type: events.ClientDeleted, Data: map[string]any{"client": args[0], "admin": "cli"}})
+				})
+				if errors.Is(err, storage.ErrNotFound) {
 					return fmt.Errorf("client %q not found", args[0])
 				} else if err != nil {
 					return err
 				}
-				_, err := fmt.Fprintf(e.stdout, "deleted client %s\n", args[0])
+				_, err = fmt.Fprintf(e.stdout, "deleted client %s\n", args[0])
 				return err
 			})
 		},

@@ -69,8 +69,8 @@ func TestReplicas(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if wins > 1 {
-		t.Errorf("%d concurrent refreshes across replicas succeeded; want at most 1", wins)
+	if wins != 1 {
+		t.Errorf("%d concurrent refreshes across replicas succeeded; want exactly 1", wins)
 	}
 
 	// A key rotated through A signs new tokens that B verifies.

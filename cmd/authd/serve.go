@@ -48,6 +48,10 @@ func (e *env) serveCommand() *cobra.Command {
 
 func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error {
 	start := time.Now()
+	// Everything started below stops when serve returns, also when start-up
+	// fails half-way (a listen error, a bad TLS file): nothing waits forever.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	log := newLogger(cfg, e.stderr)
 	d, err := open(ctx, cfg, log, migrate)
 	if err != nil {
@@ -57,16 +61,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	go d.keys.Run(ctx)
 	if d.pgDeny != nil {
 		go d.pgDeny.Run(ctx)
-	}
-	if d.cache != nil {
-		if err := d.cache.Warm(ctx); err != nil {
-			log.Warn("redis denylist: warm-up failed; answering from SQL until it succeeds", "error", err)
-		}
-		go func() {
-			if err := d.cache.Run(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("redis denylist stopped", "error", err)
-			}
-		}()
 	}
 
 	var proxies []netip.Prefix
@@ -79,13 +73,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		proxies = append(proxies, pfx)
 	}
 	clientIP := server.ClientIPFunc(proxies)
-	secret, old := secretBytes(cfg)
-	provider, err := oauth.New(oauth.Options{
-		Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
-		RefreshFamilyTTL: cfg.RefreshFamilyTTL, Secret: secret, OldSecrets: old,
-		Store: d.store, Denylist: d.denylist, Signer: d.keys, Auth: d.identity, Recorder: d.recorder,
-		Hasher: d.hasher, Logger: log, ClientIP: clientIP,
-	})
+	provider, err := d.provider(clientIP)
 	if err != nil {
 		return err
 	}
@@ -102,7 +90,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		relay := events.NewRelay(d.store, pub, events.RelayOptions{Logger: log})
 		relayDone := make(chan struct{})
 		go func() { defer close(relayDone); _ = relay.Run(ctx) }()
-		defer func() { <-relayDone }()
+		defer func() { stop(); <-relayDone }()
 		checks = append(checks, server.Check{Name: "kafka", Probe: pub.Ping})
 	}
 	srv, err := server.New(server.Config{
@@ -138,17 +126,22 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.TLS() {
+		// Loaded now, so that a bad file fails start-up before "ready".
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls: AUTHD_TLS_CERT / AUTHD_TLS_KEY: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if cfg.TLS() {
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLS() {
-			errc <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
 		}

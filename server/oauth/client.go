@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 
@@ -32,6 +34,60 @@ var supportedGrantTypes = []string{GrantPassword, GrantRefreshToken, GrantClient
 
 // SupportedGrantTypes returns the grant types the token endpoint accepts.
 func SupportedGrantTypes() []string { return slices.Clone(supportedGrantTypes) }
+
+// Limits, in bytes, on the text a request may carry. Nothing longer, and
+// nothing that is not valid UTF-8 or holds a NUL or another control
+// character, is ever handed to a store: PostgreSQL refuses such text with an
+// error that would otherwise surface as a 5xx.
+const (
+	maxClientIDLen     = 128  // as ClientSpec.Validate allows
+	maxClientSecretLen = 512  // generated secrets are 43 bytes
+	maxLoginLen        = 254  // a username or an email (identity.MaxEmailLen)
+	maxTokenLen        = 8192 // an access token (JWT) or a refresh token
+	maxParamLen        = 2048 // scope, audience, grant_type and any other parameter
+	maxParamNameLen    = 128
+)
+
+// plainText reports whether s is at most max bytes of valid UTF-8 holding no
+// control character (C0, DEL or C1), NUL included.
+func plainText(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenText reports whether s could be a token authd issued: at most
+// maxTokenLen bytes of printable ASCII (base64url, dots and the prefix).
+func tokenText(s string) bool {
+	if len(s) > maxTokenLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// validClientID reports whether id is a client id authd could have
+// registered: 1 to 128 printable ASCII characters without spaces.
+func validClientID(id string) bool {
+	return id != "" && len(id) <= maxClientIDLen && tokenText(id)
+}
+
+// passwordText reports whether a password grant's password could be
+// anyone's password: valid UTF-8 without NUL. Its length is left to the
+// identity service, which spends the time of a real check on it.
+func passwordText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
 
 // client adapts storage.Client to fosite.Client.
 type client struct{ c storage.Client }
@@ -117,14 +173,14 @@ type ClientSpec struct {
 // Validate lists every problem of spec at once.
 func (spec ClientSpec) Validate() error {
 	var problems []error
-	if spec.ID == "" || len(spec.ID) > 128 || strings.ContainsFunc(spec.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		problems = append(problems, errors.New("client id must be 1-128 printable ASCII characters without spaces"))
+	if !validClientID(spec.ID) {
+		problems = append(problems, fmt.Errorf("client id must be 1-%d printable ASCII characters without spaces", maxClientIDLen))
 	}
 	if spec.Public && spec.Secret != "" {
 		problems = append(problems, errors.New("a public client has no secret"))
 	}
-	if !spec.Public && spec.Secret != "" && len(spec.Secret) < 32 {
-		problems = append(problems, errors.New("a client secret must be at least 32 characters"))
+	if !spec.Public && spec.Secret != "" && (len(spec.Secret) < 32 || !plainText(spec.Secret, maxClientSecretLen)) {
+		problems = append(problems, fmt.Errorf("a client secret must be 32 to %d bytes of printable text", maxClientSecretLen))
 	}
 	if len(spec.GrantTypes) == 0 {
 		problems = append(problems, errors.New("at least one grant type is required"))
@@ -142,8 +198,8 @@ func (spec ClientSpec) Validate() error {
 			problems = append(problems, fmt.Errorf("invalid scope or audience %q", s))
 		}
 	}
-	if len(spec.Name) > 200 {
-		problems = append(problems, errors.New("name must be at most 200 characters"))
+	if len(spec.Name) > 200 || !plainText(spec.Name, 200) {
+		problems = append(problems, errors.New("name must be at most 200 bytes of printable text"))
 	}
 	if len(problems) > 0 {
 		e := &ClientSpecError{}
@@ -229,12 +285,24 @@ func dedupe(in []string) []string {
 // clientAuthenticator implements client_secret_basic, client_secret_post and
 // none (public clients). A request that uses more than one method, or an
 // assertion, is invalid_request (RFC 6749 §2.3).
+//
+// Every failure costs the same: the client is looked up (unless its id or
+// secret is text no client can have), and one secret comparison runs, against
+// a dummy hash when the client is unknown or public. With the ClientCache
+// remembering unknown ids as it remembers known ones, the answer's timing
+// does not tell whether an id exists.
 type clientAuthenticator struct {
 	clients interface {
 		GetClient(ctx context.Context, id string) (storage.Client, error)
 	}
 	hasher *SecretHasher
 }
+
+// dummySecretHash stands in for the hash of an unknown or public client.
+var dummySecretHash = func() []byte {
+	h := sha256.Sum256([]byte("authd: no such client"))
+	return h[:]
+}()
 
 func (a *clientAuthenticator) authenticate(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 	if form.Get("client_assertion") != "" || form.Get("client_assertion_type") != "" {
@@ -251,6 +319,7 @@ func (a *clientAuthenticator) authenticate(ctx context.Context, r *http.Request,
 	var id, secret string
 	switch {
 	case hasBasic:
+		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(basicID)
 		secret, err2 = url.QueryUnescape(basicSecret)
@@ -266,21 +335,33 @@ func (a *clientAuthenticator) authenticate(ctx context.Context, r *http.Request,
 	if id == "" {
 		return nil, fosite.ErrInvalidClient.WithHint("Client authentication is required.")
 	}
-	c, err := a.clients.GetClient(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		// Spend the same time as a real comparison.
-		_ = a.hasher.Compare(ctx, make([]byte, sha256.Size), []byte(secret))
-		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
-	} else if err != nil {
-		return nil, fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The client store is unavailable.")
+	var c storage.Client
+	known := false
+	// Text no registered client can have is never looked up: it is an
+	// unknown client, answered after the same comparison.
+	if validClientID(id) && plainText(secret, maxClientSecretLen) {
+		var err error
+		c, err = a.clients.GetClient(ctx, id)
+		switch {
+		case err == nil:
+			known = true
+		case !errors.Is(err, storage.ErrNotFound):
+			return nil, fosite.ErrTemporarilyUnavailable.WithWrap(err).WithHint("The client store is unavailable.")
+		}
 	}
-	if c.Public {
+	hash := dummySecretHash
+	if known && !c.Public {
+		hash = c.SecretHash
+	}
+	secretOK := a.hasher.Compare(ctx, hash, []byte(secret)) == nil
+	switch {
+	case !known:
+		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
+	case c.Public:
 		if hasBasic || postSecret {
 			return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
 		}
-		return client{c}, nil
-	}
-	if secret == "" || a.hasher.Compare(ctx, c.SecretHash, []byte(secret)) != nil {
+	case secret == "" || !secretOK:
 		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
 	}
 	return client{c}, nil

@@ -2,6 +2,8 @@ package oauth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,7 +14,9 @@ import (
 // that another process (another replica, the CLI) changed or deleted.
 const DefaultClientCacheTTL = 5 * time.Second
 
-// clientCacheMax bounds the cached clients; past it the cache starts over.
+// clientCacheMax bounds the cached clients, and separately the remembered
+// unknown ids; past it that part of the cache starts over, so made-up ids
+// never evict known clients.
 const clientCacheMax = 10_000
 
 // ClientCache is a storage.Store whose GetClient answers from memory: every
@@ -24,8 +28,12 @@ const clientCacheMax = 10_000
 // e.g. by the admin API of this process) drop the entry at once. Changes made
 // by another process are seen within the TTL: a deleted client, or one whose
 // secret was replaced, may still authenticate on another replica for that
-// long. Unknown ids are never cached, so made-up ids cannot fill it. The
-// cached record is shared: callers must not modify its slices.
+// long. An unknown id is remembered as unknown for the TTL too (in a separate,
+// equally bounded map), so that asking about it costs what asking about a
+// known client costs and the answer's timing does not tell whether it
+// exists; a client created by another process becomes usable on this
+// replica within the TTL. The cached record is shared: callers must not
+// modify its slices.
 type ClientCache struct {
 	storage.Store
 	ttl time.Duration
@@ -33,6 +41,7 @@ type ClientCache struct {
 
 	mu      sync.RWMutex
 	clients map[string]cachedClient
+	unknown map[string]time.Time // id -> when to ask the store again
 }
 
 type cachedClient struct {
@@ -49,14 +58,15 @@ func NewClientCache(st storage.Store, ttl time.Duration, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	return &ClientCache{Store: st, ttl: ttl, now: now, clients: map[string]cachedClient{}}
+	return &ClientCache{Store: st, ttl: ttl, now: now, clients: map[string]cachedClient{}, unknown: map[string]time.Time{}}
 }
 
 // Unwrap returns the store the cache is in front of.
 func (cc *ClientCache) Unwrap() storage.Store { return cc.Store }
 
-// GetClient returns the client from memory when it was read less than the TTL
-// ago, else from the store. Inside a transaction it always reads the store.
+// GetClient returns the client, or storage.ErrNotFound, from memory when the
+// store was asked less than the TTL ago, else from the store. Inside a
+// transaction it always reads the store.
 func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client, error) {
 	if cc.ttl < 0 || txMarkFrom(ctx) != nil {
 		return cc.Store.GetClient(ctx, id)
@@ -64,30 +74,44 @@ func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client
 	now := cc.now()
 	cc.mu.RLock()
 	e, ok := cc.clients[id]
+	until, gone := cc.unknown[id]
 	cc.mu.RUnlock()
-	if ok && now.Before(e.expires) {
+	switch {
+	case ok && now.Before(e.expires):
 		return e.c, nil
+	case gone && now.Before(until):
+		return storage.Client{}, fmt.Errorf("oauth: client %w (cached)", storage.ErrNotFound)
 	}
 	c, err := cc.Store.GetClient(ctx, id)
-	if err != nil {
-		if ok {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if ok || gone {
 			cc.forget(id)
 		}
 		return c, err
 	}
 	cc.mu.Lock()
-	if len(cc.clients) >= clientCacheMax {
-		clear(cc.clients)
+	if err != nil {
+		delete(cc.clients, id)
+		if len(cc.unknown) >= clientCacheMax {
+			clear(cc.unknown)
+		}
+		cc.unknown[id] = now.Add(cc.ttl)
+	} else {
+		delete(cc.unknown, id)
+		if len(cc.clients) >= clientCacheMax {
+			clear(cc.clients)
+		}
+		cc.clients[id] = cachedClient{c: c, expires: now.Add(cc.ttl)}
 	}
-	cc.clients[id] = cachedClient{c: c, expires: now.Add(cc.ttl)}
 	cc.mu.Unlock()
-	return c, nil
+	return c, err
 }
 
 func (cc *ClientCache) forget(ids ...string) {
 	cc.mu.Lock()
 	for _, id := range ids {
 		delete(cc.clients, id)
+		delete(cc.unknown, id)
 	}
 	cc.mu.Unlock()
 }

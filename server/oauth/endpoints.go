@@ -43,8 +43,32 @@ func (p *Provider) parseForm(w http.ResponseWriter, r *http.Request) bool {
 			p.writeError(w, r, fosite.ErrInvalidRequest.WithHintf("The parameter %q is given more than once.", safeParam(k)))
 			return false
 		}
+		if !plainText(k, maxParamNameLen) {
+			p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("A parameter name is not printable UTF-8 text."))
+			return false
+		}
+		if !formValueOK(k, v[0]) {
+			p.writeError(w, r, fosite.ErrInvalidRequest.WithHintf("The parameter %q is malformed or too long.", safeParam(k)))
+			return false
+		}
 	}
 	return true
+}
+
+// formValueOK checks a parameter's text before anything reads it. The
+// credentials are checked where they are used, so that they fail like any
+// other wrong credential: client_id and client_secret as invalid_client
+// (clientAuthenticator), username and password as invalid_grant
+// (fositeStore.Authenticate).
+func formValueOK(name, v string) bool {
+	switch name {
+	case "client_id", "client_secret", "username", "password":
+		return true
+	case "token", "refresh_token":
+		return tokenText(v)
+	default:
+		return plainText(v, maxParamLen)
+	}
 }
 
 // withStatus sets the HTTP status of an error copy (fosite's With* methods copy).
@@ -107,7 +131,7 @@ func WriteError(w http.ResponseWriter, status int, code, description string) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(status)
@@ -299,35 +323,74 @@ func (p *Provider) revokeFamily(ctx context.Context, family, subject, clientID s
 	})
 }
 
-// RevokeSubject revokes every refresh family of a user but exceptFamily, and
-// denylists their access tokens (password change, logout, disable, delete).
+// RevokeSubject ends a user's tokens (password change, logout, disable,
+// delete): it revokes every refresh family of the user but exceptFamily,
+// denylists their access tokens, and marks the user so that every access
+// token issued to them until now is revoked too, whichever client holds it
+// and whether or not it has a refresh token. Only exceptFamily's refresh
+// token keeps working (a password change keeps the caller signed in).
 func (p *Provider) RevokeSubject(ctx context.Context, subject, exceptFamily string) error {
 	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
-		families, err := p.o.Store.RevokeSubjectRefreshTokens(ctx, subject, exceptFamily)
-		if err != nil {
-			return err
+		// Twice: on PostgreSQL a refresh that rotated a token while the first
+		// statement waited for its row lock committed a successor that
+		// statement could not see; the second one sees it. (A rotation that
+		// starts later finds its token inactive.)
+		var families []string
+		for range 2 {
+			f, err := p.o.Store.RevokeSubjectRefreshTokens(ctx, subject, exceptFamily)
+			if err != nil {
+				return err
+			}
+			families = append(families, f...)
 		}
 		for _, f := range families {
 			if err := p.store.RevokeAccessToken(ctx, f); err != nil {
 				return err
 			}
 		}
-		return nil
+		return p.o.Denylist.Revoke(ctx, p.mark(storage.RevokedSubject, subject))
 	})
 }
 
-// Logout revokes every refresh family of the token's user and the presented
-// access token itself, and records auth.logout, in one transaction: from
-// then on introspection answers inactive for all of them.
+// DeleteClient deletes a client and, in the same transaction, marks it so
+// that every access token issued to it until now is revoked (its refresh
+// tokens go with its row), then runs also (to record the event). The CLI and
+// the admin API both delete clients through it.
+func (p *Provider) DeleteClient(ctx context.Context, id string, also func(ctx context.Context) error) error {
+	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.o.Store.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		if err := p.o.Denylist.Revoke(ctx, p.mark(storage.RevokedClient, id)); err != nil {
+			return err
+		}
+		if also == nil {
+			return nil
+		}
+		return also(ctx)
+	})
+}
+
+// mark is a denylist entry for every token of a subject or client issued
+// until now; it is kept as long as any of them can live.
+func (p *Provider) mark(kind storage.RevocationKind, value string) storage.Revocation {
+	now := p.now()
+	return storage.Revocation{Kind: kind, Value: value, Cutoff: now, ExpiresAt: now.Add(p.o.AccessTokenTTL + clockLeeway)}
+}
+
+// Logout revokes every token of the presented token's user (RevokeSubject)
+// and records auth.logout, in one transaction: from then on introspection,
+// userinfo and the API refuse all of them.
 func (p *Provider) Logout(ctx context.Context, c *AccessClaims, ip string) error {
 	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
 		if err := p.RevokeSubject(ctx, c.Subject, ""); err != nil {
 			return err
 		}
-		if err := p.o.Denylist.Revoke(ctx,
-			storage.Revocation{Kind: storage.RevokedJTI, Value: c.ID, ExpiresAt: time.Unix(c.ExpiresAt, 0)},
-			storage.Revocation{Kind: storage.RevokedFamily, Value: c.Family, ExpiresAt: p.now().Add(p.o.AccessTokenTTL + time.Minute)},
-		); err != nil {
+		// The presented token's family may have no refresh token left to
+		// find; its access tokens are covered by the mark, its refresh token
+		// (if any) by RevokeSubject. Deny the family too, so that a token of
+		// it issued later (a refresh racing this logout) is refused.
+		if err := p.store.RevokeAccessToken(ctx, c.Family); err != nil {
 			return err
 		}
 		if err := p.store.RevokeRefreshToken(ctx, c.Family); err != nil {

@@ -6,12 +6,15 @@ package oauth
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -48,10 +51,22 @@ type Provider struct {
 	fosite  *fosite.Fosite
 	clients *clientAuthenticator
 	tokens  *accessTokens
-	refresh *foauth2.HMACSHAStrategy
+	refresh *refreshStrategy
 	store   *fositeStore
 	log     *slog.Logger
 	now     func() time.Time
+}
+
+// refreshKey derives the refresh-token HMAC key from AUTHD_SECRET with
+// HKDF-SHA256, separate from the keys it derives for client secrets and
+// signing-key encryption.
+func refreshKey(secret []byte) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, "authd refresh token hmac v1", 32)
+	if err != nil {
+		// Unreachable: HKDF-SHA256 refuses only outputs over 8160 bytes.
+		panic("oauth: refresh key: " + err.Error())
+	}
+	return k
 }
 
 // New builds the provider; it fails on a missing dependency rather than at the first request.
@@ -81,7 +96,7 @@ func New(o Options) (*Provider, error) {
 	cfg := &fosite.Config{
 		AccessTokenLifespan:        o.AccessTokenTTL,
 		RefreshTokenLifespan:       o.RefreshTokenTTL,
-		GlobalSecret:               o.Secret[:32],
+		GlobalSecret:               refreshKey(o.Secret),
 		RefreshTokenScopes:         []string{}, // a refresh token needs no offline_access scope
 		ScopeStrategy:              fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:   fosite.ExactAudienceMatchingStrategy,
@@ -97,12 +112,15 @@ func New(o Options) (*Provider, error) {
 			return c, err
 		},
 	}
+	// Refresh tokens issued before the key was derived were keyed with the
+	// secret's first 32 bytes: they keep validating until they expire.
+	cfg.RotatedGlobalSecrets = append(cfg.RotatedGlobalSecrets, o.Secret[:32])
 	for _, s := range o.OldSecrets {
 		if len(s) >= 32 {
-			cfg.RotatedGlobalSecrets = append(cfg.RotatedGlobalSecrets, s[:32])
+			cfg.RotatedGlobalSecrets = append(cfg.RotatedGlobalSecrets, refreshKey(s), s[:32])
 		}
 	}
-	p.refresh = foauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
+	p.refresh = newRefreshStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
 	helper := &foauth2.HandleHelper{AccessTokenStrategy: p.tokens, AccessTokenStorage: p.store, Config: cfg}
 	cfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
 		&foauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: cfg},
@@ -141,6 +159,11 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	case !slices.Contains(supportedGrantTypes, gt):
 		p.writeError(w, r, fosite.ErrUnsupportedGrantType.WithHintf("The grant type is not supported."))
 		return
+	case gt == GrantRefreshToken && r.PostForm.Get("refresh_token") == "":
+		// fosite would look the empty token up and answer invalid_grant;
+		// a missing parameter is invalid_request (RFC 6749 §5.2).
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The refresh_token parameter is missing."))
+		return
 	}
 	ri := &reqInfo{IP: p.o.ClientIP(r)}
 	ctx := withReqInfo(r.Context(), ri)
@@ -164,7 +187,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 			delete(ext.Extra, "refresh_token")
 		}
 	}
-	p.fosite.WriteAccessResponse(ctx, w, ar, resp)
+	writeJSON(w, http.StatusOK, resp.ToMap()) // what fosite's WriteAccessResponse writes, with authd's Content-Type
 }
 
 // completeGrant does what fosite leaves to the application between request
@@ -213,4 +236,61 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 		ar.GrantAudience(a)
 	}
 	return nil
+}
+
+// Refresh-token prefixes. fosite's HMACSHAStrategy hard-codes "ory_rt_"
+// (handler/oauth2/strategy_hmacsha_prefixed.go); authd's tokens name authd so
+// that secret scanners can tell them apart. The prefix is outside the HMAC
+// (only the part before the dot is signed, and the part after it is what is
+// stored, hashed), so tokens issued with the old prefix still validate.
+const (
+	refreshTokenPrefix       = "authd_rt_"
+	legacyRefreshTokenPrefix = "ory_rt_"
+)
+
+// refreshStrategy is fosite's unprefixed HMAC-SHA refresh-token strategy
+// with authd's prefix. A token with neither prefix is refused.
+type refreshStrategy struct {
+	*foauth2.HMACSHAStrategyUnPrefixed
+}
+
+var _ foauth2.RefreshTokenStrategy = (*refreshStrategy)(nil)
+
+func newRefreshStrategy(enigma *hmac.HMACStrategy, cfg foauth2.LifespanConfigProvider) *refreshStrategy {
+	return &refreshStrategy{foauth2.NewHMACSHAStrategyUnPrefixed(enigma, cfg)}
+}
+
+func trimRefreshPrefix(token string) (string, bool) {
+	if t, ok := strings.CutPrefix(token, refreshTokenPrefix); ok {
+		return t, true
+	}
+	return strings.CutPrefix(token, legacyRefreshTokenPrefix)
+}
+
+// RefreshTokenSignature returns the signature part of token; "" (which
+// matches no stored token) when token has neither prefix.
+func (s *refreshStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
+	t, ok := trimRefreshPrefix(token)
+	if !ok {
+		return ""
+	}
+	return s.HMACSHAStrategyUnPrefixed.RefreshTokenSignature(ctx, t)
+}
+
+// GenerateRefreshToken returns a new token "authd_rt_<key>.<signature>".
+func (s *refreshStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
+	token, sig, err := s.HMACSHAStrategyUnPrefixed.GenerateRefreshToken(ctx, r)
+	if err != nil {
+		return "", "", err
+	}
+	return refreshTokenPrefix + token, sig, nil
+}
+
+// ValidateRefreshToken checks token's HMAC and r's refresh expiry.
+func (s *refreshStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
+	t, ok := trimRefreshPrefix(token)
+	if !ok {
+		return fosite.ErrInvalidTokenFormat
+	}
+	return s.HMACSHAStrategyUnPrefixed.ValidateRefreshToken(ctx, r, t)
 }

@@ -20,6 +20,7 @@ import (
 // Store is what the OAuth layer needs from the SQL store.
 type Store interface {
 	GetClient(ctx context.Context, id string) (storage.Client, error)
+	DeleteClient(ctx context.Context, id string) error
 	GetUser(ctx context.Context, id string) (storage.User, error)
 	storage.RefreshTokens
 	storage.Transactor
@@ -93,7 +94,12 @@ var (
 	_ foauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStore)(nil)
 )
 
+// GetClient is fosite's client lookup (authd authenticates clients itself,
+// see clientAuthenticator); an id no client can have is never looked up.
 func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	if !validClientID(id) {
+		return nil, fosite.ErrNotFound
+	}
 	c, err := s.store.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fosite.ErrNotFound
@@ -113,7 +119,16 @@ func (s *fositeStore) SetClientAssertionJWT(context.Context, string, time.Time) 
 	return errors.New("oauth: client assertions are not supported")
 }
 
+// Authenticate checks the password grant's credentials. A username or a
+// password that no account can have (invalid UTF-8, a NUL or another control
+// character in the name, a name longer than an email may be) is never handed
+// to the identity service and its store: it gets the same invalid_grant as
+// any other failure. It skips the password hashing, which tells nothing
+// about existing accounts, since no account can be registered with such text.
 func (s *fositeStore) Authenticate(ctx context.Context, name, secret string) (string, error) {
+	if !plainText(name, maxLoginLen) || !passwordText(secret) {
+		return "", fosite.ErrNotFound
+	}
 	ri := reqInfoFrom(ctx)
 	u, err := s.auth.Authenticate(ctx, name, secret, identity.Meta{ClientID: ri.ClientID, IP: ri.IP})
 	if errors.Is(err, identity.ErrInvalidCredentials) {

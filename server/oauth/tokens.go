@@ -3,13 +3,13 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ory/fosite"
 	foauth2 "github.com/ory/fosite/handler/oauth2"
 
@@ -32,7 +32,7 @@ type AccessClaims struct {
 	NotBefore int64    `json:"nbf"`
 	ID        string   `json:"jti"`
 	ClientID  string   `json:"client_id"`
-	Scope     string   `json:"scope"`
+	Scope     string   `json:"scope,omitempty"`
 	Roles     []string `json:"roles"`
 	Username  string   `json:"preferred_username,omitempty"`
 	Family    string   `json:"sid"` // refresh family (request id): revoking it denylists the token
@@ -85,10 +85,40 @@ type accessTokens struct {
 
 var _ foauth2.AccessTokenStrategy = (*accessTokens)(nil)
 
-func newJTI() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// newJTI returns a UUIDv7 (RFC 9562 §5.7): the issue time to the
+// millisecond, which revocation marks compare with (iat has only seconds),
+// and 74 random bits.
+func newJTI(now time.Time) string {
+	var id uuid.UUID
+	_, _ = rand.Read(id[6:])
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		id[i] = byte(ms >> (40 - 8*i))
+	}
+	id[6] = 0x70 | id[6]&0x0f // version 7
+	id[8] = 0x80 | id[8]&0x3f // variant 10
+	return id.String()
+}
+
+// issuedAt is when a token was issued, as precisely as it tells: the
+// millisecond of its UUIDv7 jti when that agrees with iat, else iat's second.
+// Either is rounded down, so a token is never judged younger than it is.
+func (c *AccessClaims) issuedAt() time.Time {
+	iat := time.Unix(c.IssuedAt, 0)
+	if len(c.ID) == 36 {
+		if id, err := uuid.Parse(c.ID); err == nil && id.Version() == 7 {
+			sec, nsec := id.Time().UnixTime()
+			if at := time.Unix(sec, nsec); at.Unix() == c.IssuedAt {
+				return at
+			}
+		}
+	}
+	return iat
+}
+
+// ref is what the denylist matches against.
+func (c *AccessClaims) ref() storage.TokenRef {
+	return storage.TokenRef{JTI: c.ID, Family: c.Family, Subject: c.Subject, ClientID: c.ClientID, IssuedAt: c.issuedAt()}
 }
 
 // AccessTokenSignature returns the JWS signature part, fosite's handle for a token.
@@ -117,7 +147,7 @@ func (t *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 		ExpiresAt: exp.Unix(),
 		IssuedAt:  now.Unix(),
 		NotBefore: now.Unix(),
-		ID:        newJTI(),
+		ID:        newJTI(now),
 		ClientID:  req.GetClient().GetID(),
 		Scope:     strings.Join(req.GetGrantedScopes(), " "),
 		Roles:     sess.Roles,
@@ -157,7 +187,7 @@ func (t *accessTokens) Verify(ctx context.Context, token string) (*AccessClaims,
 	if err != nil {
 		return c, err
 	}
-	revoked, err := t.deny.IsRevoked(ctx, c.ID, c.Family)
+	revoked, err := t.deny.IsRevoked(ctx, c.ref())
 	if err != nil {
 		return nil, fmt.Errorf("oauth: denylist: %w", err)
 	}

@@ -20,16 +20,23 @@ import (
 // that schemas sharing a database (tests, tenants) do not hear each other.
 const revocationChannelSQL = `'authd_revoked_' || md5(current_schema())`
 
-// Payloads of revocation notifications: "<kind> <expiry unix nanoseconds> <value>",
-// or resyncPayload when an entry does not fit in a notification, or an empty
-// ping.
+// Payloads of revocation notifications:
+// "<kind> <expiry unix ns> <cutoff unix ns, 0 for none> <value>", or
+// resyncPayload when an entry does not fit in a notification, or an empty
+// ping. A payload that does not parse (a replica of another version) makes
+// the listener reload from SQL rather than miss an entry.
 const (
 	resyncPayload = "resync"
 	maxPayload    = 7000 // PostgreSQL refuses payloads of 8000 bytes and more
 )
 
 func notifyPayload(e storage.Revocation) string {
-	p := string(e.Kind) + " " + strconv.FormatInt(e.ExpiresAt.UnixNano(), 10) + " " + e.Value
+	var cutoff int64
+	if !e.Cutoff.IsZero() {
+		cutoff = e.Cutoff.UnixNano()
+	}
+	p := string(e.Kind) + " " + strconv.FormatInt(e.ExpiresAt.UnixNano(), 10) + " " +
+		strconv.FormatInt(cutoff, 10) + " " + e.Value
 	if len(p) > maxPayload {
 		return resyncPayload
 	}
@@ -37,19 +44,20 @@ func notifyPayload(e storage.Revocation) string {
 }
 
 func parsePayload(p string) (storage.Revocation, bool) {
-	kind, rest, ok := strings.Cut(p, " ")
-	if !ok {
+	f := strings.SplitN(p, " ", 4)
+	if len(f) != 4 || f[3] == "" {
 		return storage.Revocation{}, false
 	}
-	exp, value, ok := strings.Cut(rest, " ")
-	if !ok || value == "" {
+	exp, err1 := strconv.ParseInt(f[1], 10, 64)
+	cutoff, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
 		return storage.Revocation{}, false
 	}
-	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil {
-		return storage.Revocation{}, false
+	e := storage.Revocation{Kind: storage.RevocationKind(f[0]), Value: f[3], ExpiresAt: time.Unix(0, exp)}
+	if cutoff != 0 {
+		e.Cutoff = time.Unix(0, cutoff)
 	}
-	return storage.Revocation{Kind: storage.RevocationKind(kind), Value: value, ExpiresAt: time.Unix(0, n)}, true
+	return e, e.Valid() == nil
 }
 
 // Denylist defaults.
@@ -80,7 +88,7 @@ type Denylist struct {
 
 	synced atomic.Bool // the memory copy is complete
 	mu     sync.RWMutex
-	deny   map[denyKey]time.Time // expiry of each entry
+	deny   map[denyKey]storage.Revocation
 }
 
 type denyKey struct {
@@ -105,7 +113,7 @@ func WithDenylistMaxEntries(n int) DenylistOption {
 // NewDenylist returns the in-memory denylist of st; it answers from SQL until
 // Run has loaded it.
 func (s *Store) NewDenylist(opts ...DenylistOption) *Denylist {
-	d := &Denylist{st: s, log: slog.New(slog.DiscardHandler), now: s.now, maxEntries: DefaultDenylistMaxEntries, deny: map[denyKey]time.Time{}}
+	d := &Denylist{st: s, log: slog.New(slog.DiscardHandler), now: s.now, maxEntries: DefaultDenylistMaxEntries, deny: map[denyKey]storage.Revocation{}}
 	for _, o := range opts {
 		o(d)
 	}
@@ -124,25 +132,20 @@ func (d *Denylist) Revoke(ctx context.Context, entries ...storage.Revocation) er
 	return nil
 }
 
-// IsRevoked reports whether the jti or the family has an unexpired entry,
-// from memory when the copy is complete, else from SQL.
-func (d *Denylist) IsRevoked(ctx context.Context, jti, family string) (bool, error) {
-	if jti == "" && family == "" {
+// IsRevoked reports whether an unexpired entry matches the token, from
+// memory when the copy is complete, else from SQL.
+func (d *Denylist) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, error) {
+	if t == (storage.TokenRef{}) {
 		return false, nil
 	}
 	if !d.synced.Load() {
-		return d.st.IsRevoked(ctx, jti, family)
+		return d.st.IsRevoked(ctx, t)
 	}
 	now := d.now()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if jti != "" {
-		if exp, ok := d.deny[denyKey{storage.RevokedJTI, jti}]; ok && now.Before(exp) {
-			return true, nil
-		}
-	}
-	if family != "" {
-		if exp, ok := d.deny[denyKey{storage.RevokedFamily, family}]; ok && now.Before(exp) {
+	for _, k := range t.Keys() {
+		if e, ok := d.deny[denyKey{k.Kind, k.Value}]; ok && e.Matches(t, now) {
 			return true, nil
 		}
 	}
@@ -153,9 +156,10 @@ func (d *Denylist) add(entries ...storage.Revocation) {
 	d.mu.Lock()
 	for _, e := range entries {
 		k := denyKey{e.Kind, e.Value}
-		if old, ok := d.deny[k]; !ok || e.ExpiresAt.After(old) {
-			d.deny[k] = e.ExpiresAt
+		if old, ok := d.deny[k]; ok {
+			e = old.Merge(e)
 		}
+		d.deny[k] = e
 	}
 	full := len(d.deny) > d.maxEntries
 	d.mu.Unlock()
@@ -169,8 +173,8 @@ func (d *Denylist) purge() int {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k, exp := range d.deny {
-		if !now.Before(exp) {
+	for k, e := range d.deny {
+		if !now.Before(e.ExpiresAt) {
 			delete(d.deny, k)
 		}
 	}
@@ -255,7 +259,11 @@ func (d *Denylist) listen(ctx context.Context) error {
 			if e, ok := parsePayload(n.Payload); ok {
 				d.add(e)
 			} else {
-				d.log.Warn("postgres denylist: ignoring a malformed notification")
+				d.log.Warn("postgres denylist: a notification it cannot read; reloading from SQL")
+				d.synced.Store(false)
+				if err := d.load(ctx); err != nil {
+					return err
+				}
 			}
 		}
 		if time.Since(lastPurge) > denylistPurgeEvery {

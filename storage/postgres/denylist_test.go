@@ -61,7 +61,7 @@ func TestDenylistFollowsOtherReplicas(t *testing.T) {
 
 	d := a.NewDenylist()
 	runDenylist(t, d)
-	if got, err := d.IsRevoked(ctx, before.Value, ""); err != nil || !got {
+	if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: before.Value}); err != nil || !got {
 		t.Fatalf("IsRevoked(entry written before Run) = %v, %v; want true", got, err)
 	}
 
@@ -74,7 +74,7 @@ func TestDenylistFollowsOtherReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the other replica's revocation", func() bool {
-		got, err := d.IsRevoked(ctx, "", fam)
+		got, err := d.IsRevoked(ctx, storage.TokenRef{Family: fam})
 		return err == nil && got
 	})
 
@@ -100,11 +100,11 @@ func TestDenylistFollowsOtherReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the marker", func() bool {
-		got, err := d.IsRevoked(ctx, marker, "")
+		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: marker})
 		return err == nil && got
 	})
 	for _, v := range []string{rolled, gone, theirs} {
-		if got, err := d.IsRevoked(ctx, v, ""); err != nil || got {
+		if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v}); err != nil || got {
 			t.Errorf("IsRevoked(%s) = %v, %v; want false", v, got, err)
 		}
 	}
@@ -128,7 +128,7 @@ func TestDenylistFallsBackToSQL(t *testing.T) {
 	if d.Synced() {
 		t.Fatal("Synced before Run")
 	}
-	if got, err := d.IsRevoked(ctx, jti, ""); err != nil || !got {
+	if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: jti}); err != nil || !got {
 		t.Fatalf("IsRevoked before Run = %v, %v; want true from SQL", got, err)
 	}
 	runDenylist(t, d)
@@ -137,11 +137,52 @@ func TestDenylistFallsBackToSQL(t *testing.T) {
 		if err := d.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: v, ExpiresAt: exp}); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := d.IsRevoked(ctx, v, ""); err != nil || !got {
+		if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v}); err != nil || !got {
 			t.Fatalf("IsRevoked(entry %d) = %v, %v; want true", i, got, err)
 		}
 	}
 	if d.Synced() {
 		t.Error("Synced with more entries than the maximum")
 	}
+}
+
+// A subject mark written by another replica reaches the memory copy with its
+// cutoff; a notification this version cannot read (an older replica's
+// format) makes the listener reload from SQL instead of missing the entry.
+func TestDenylistMarksAndUnreadableNotifications(t *testing.T) {
+	t.Parallel()
+	dsn := storagetest.PostgresDSN(t)
+	a, b := open(t, dsn), open(t, dsn)
+	if err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	d := a.NewDenylist()
+	runDenylist(t, d)
+
+	user := "user-" + storagetest.RandomID(6)
+	cutoff := time.Now().UTC().Truncate(time.Millisecond)
+	if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedSubject, Value: user, Cutoff: cutoff, ExpiresAt: cutoff.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other replica's subject mark", func() bool {
+		got, err := d.IsRevoked(ctx, storage.TokenRef{Subject: user, IssuedAt: cutoff.Add(-time.Second)})
+		return err == nil && got
+	})
+	if got, err := d.IsRevoked(ctx, storage.TokenRef{Subject: user, IssuedAt: cutoff.Add(time.Millisecond)}); err != nil || got {
+		t.Errorf("IsRevoked(issued after the mark) = %v, %v; want false", got, err)
+	}
+
+	// An entry stored without its notification, then an unreadable one.
+	silent := "silent-" + storagetest.RandomID(6)
+	if _, err := b.Pool().Exec(ctx, `INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', $1, now() + interval '1 hour')`, silent); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Pool().Exec(ctx, `SELECT pg_notify('authd_revoked_' || md5(current_schema()), 'jti 123 old-format')`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload after an unreadable notification", func() bool {
+		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: silent})
+		return err == nil && got && d.Synced()
+	})
 }

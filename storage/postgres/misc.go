@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -15,13 +14,16 @@ import (
 const (
 	// Every entry is also announced on the schema's revocation channel, on
 	// commit, to the Denylist of every replica (see denylist.go).
-	qRevoke = `WITH upsert AS (INSERT INTO revocations (kind, value, expires_at) VALUES ($1, $2, $3)
-ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
+	qRevoke = `WITH upsert AS (INSERT INTO revocations (kind, value, cutoff, expires_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at),
+cutoff = GREATEST(revocations.cutoff, EXCLUDED.cutoff)
 RETURNING 1)
-SELECT pg_notify(` + revocationChannelSQL + `, $4) FROM upsert`
-	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $3
-AND ((kind = 'jti' AND value = $1) OR (kind = 'family' AND value = $2)))`
-	qActiveRevocations = `SELECT kind, value, expires_at FROM revocations WHERE expires_at > $1 ORDER BY kind, value`
+SELECT pg_notify(` + revocationChannelSQL + `, $5) FROM upsert`
+	// $5 is the token's issue time: a mark revokes what was issued at or before its cutoff.
+	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $6
+AND ((kind = 'jti' AND value = $1) OR (kind = 'family' AND value = $2)
+  OR (kind = 'subject' AND value = $3 AND cutoff >= $5) OR (kind = 'client' AND value = $4 AND cutoff >= $5)))`
+	qActiveRevocations = `SELECT kind, value, cutoff, expires_at FROM revocations WHERE expires_at > $1 ORDER BY kind, value`
 
 	qAppendAudit = `INSERT INTO audit (time, type, user_id, client_id, ip, data) VALUES ($1, $2, $3, $4, $5, $6)`
 
@@ -34,13 +36,13 @@ ORDER BY created_at, id LIMIT $1`
 // Revoke adds entries to the denylist; an entry already there keeps the later expiry.
 func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error {
 	for _, e := range entries {
-		if e.Kind == "" || e.Value == "" || e.ExpiresAt.IsZero() {
-			return wrap("revoke", errors.New("entry needs a kind, a value and an expiry"))
+		if err := e.Valid(); err != nil {
+			return wrap("revoke", err)
 		}
 	}
 	err := s.withTx(ctx, func(q querier) error {
 		for _, e := range entries {
-			if _, err := q.Exec(ctx, qRevoke, string(e.Kind), e.Value, e.ExpiresAt.UTC(), notifyPayload(e)); err != nil {
+			if _, err := q.Exec(ctx, qRevoke, string(e.Kind), e.Value, nullTime(e.Cutoff), e.ExpiresAt.UTC(), notifyPayload(e)); err != nil {
 				return err
 			}
 		}
@@ -49,13 +51,14 @@ func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error
 	return wrap("revoke", err)
 }
 
-// IsRevoked reports whether the jti or the family has an unexpired denylist entry.
-func (s *Store) IsRevoked(ctx context.Context, jti, family string) (bool, error) {
-	if jti == "" && family == "" {
+// IsRevoked reports whether an unexpired denylist entry matches the token.
+func (s *Store) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, error) {
+	if t == (storage.TokenRef{}) {
 		return false, nil
 	}
 	var revoked bool
-	err := s.q(ctx).QueryRow(ctx, qIsRevoked, jti, family, s.now().UTC()).Scan(&revoked)
+	err := s.q(ctx).QueryRow(ctx, qIsRevoked, t.JTI, t.Family, t.Subject, t.ClientID,
+		t.IssuedAt.UTC(), s.now().UTC()).Scan(&revoked)
 	return revoked, wrap("is revoked", err)
 }
 
@@ -66,9 +69,12 @@ func (s *Store) ActiveRevocations(ctx context.Context, now time.Time) ([]storage
 		return nil, wrap("active revocations", err)
 	}
 	revs, err := collect(rows, func(row pgx.Row) (storage.Revocation, error) {
-		var r storage.Revocation
-		err := row.Scan(&r.Kind, &r.Value, &r.ExpiresAt)
-		r.ExpiresAt = r.ExpiresAt.UTC()
+		var (
+			r      storage.Revocation
+			cutoff *time.Time
+		)
+		err := row.Scan(&r.Kind, &r.Value, &cutoff, &r.ExpiresAt)
+		r.Cutoff, r.ExpiresAt = utc(cutoff), r.ExpiresAt.UTC()
 		return r, err
 	})
 	return revs, wrap("active revocations", err)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -11,17 +12,18 @@ import (
 	"github.com/authd/authd/storage"
 )
 
-const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, locked_until, created_at, updated_at`
+const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, pending_logins, locked_until,
+created_at, updated_at`
 
 const (
-	qInsertUser = `INSERT INTO users (` + userColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	qInsertUser = `INSERT INTO users (` + userColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 	qGetUser    = `SELECT ` + userColumns + ` FROM users WHERE id = $1`
 	// A username match wins over an email match.
 	qGetUserByLogin = `SELECT ` + userColumns + ` FROM users WHERE username = $1 OR lower(email) = lower($2)
 ORDER BY username = $1 DESC LIMIT 1`
 	qLockUser   = qGetUser + ` FOR UPDATE`
 	qUpdateUser = `UPDATE users SET username = $2, email = $3, password_hash = $4, roles = $5, disabled = $6,
-failed_logins = $7, locked_until = $8, updated_at = $9 WHERE id = $1`
+failed_logins = $7, pending_logins = $8, locked_until = $9, updated_at = $10 WHERE id = $1`
 	qDeleteUser = `DELETE FROM users WHERE id = $1`
 )
 
@@ -32,7 +34,7 @@ func scanUser(row pgx.Row) (storage.User, error) {
 		lockedUntil *time.Time
 	)
 	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &u.Roles, &u.Disabled,
-		&u.FailedLogins, &lockedUntil, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		&u.FailedLogins, &u.PendingLogins, &lockedUntil, &u.CreatedAt, &u.UpdatedAt); err != nil {
 		return storage.User{}, err
 	}
 	if email != nil {
@@ -55,7 +57,8 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 		u.UpdatedAt = u.CreatedAt
 	}
 	_, err := s.q(ctx).Exec(ctx, qInsertUser, u.ID, u.Username, nullString(u.Email), u.PasswordHash,
-		orEmpty(u.Roles), u.Disabled, u.FailedLogins, nullTime(u.LockedUntil), u.CreatedAt.UTC(), u.UpdatedAt.UTC())
+		orEmpty(u.Roles), u.Disabled, u.FailedLogins, u.PendingLogins, nullTime(u.LockedUntil), u.CreatedAt.UTC(),
+		u.UpdatedAt.UTC())
 	return wrap("create user", err)
 }
 
@@ -72,12 +75,19 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (storage.User,
 }
 
 // UpdateUser locks the row, applies fn and writes the result; UpdatedAt is
-// set to now. The id cannot change.
+// set to now. The id cannot change. When no user has id, fn is not called
+// but the UPDATE still runs, matching no row (id = NULL), so that a miss
+// takes the round trips of a hit; the transaction stays usable.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
 	var u storage.User
 	err := s.withTx(ctx, func(q querier) error {
 		var err error
-		if u, err = scanUser(q.QueryRow(ctx, qLockUser, id)); err != nil {
+		if u, err = scanUser(q.QueryRow(ctx, qLockUser, id)); errors.Is(err, pgx.ErrNoRows) {
+			if _, err := q.Exec(ctx, qUpdateUser, nil, "", nil, "", orEmpty(nil), false, 0, 0, nil, s.now().UTC()); err != nil {
+				return err
+			}
+			return pgx.ErrNoRows
+		} else if err != nil {
 			return err
 		}
 		if err := fn(&u); err != nil {
@@ -87,7 +97,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 		u.Username = strings.ToLower(u.Username)
 		u.UpdatedAt = s.now().UTC()
 		_, err = q.Exec(ctx, qUpdateUser, id, u.Username, nullString(u.Email), u.PasswordHash, orEmpty(u.Roles),
-			u.Disabled, u.FailedLogins, nullTime(u.LockedUntil), u.UpdatedAt)
+			u.Disabled, u.FailedLogins, u.PendingLogins, nullTime(u.LockedUntil), u.UpdatedAt)
 		return err
 	})
 	if err != nil {

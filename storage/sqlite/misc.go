@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"strings"
 	"time"
 
@@ -11,11 +10,14 @@ import (
 )
 
 const (
-	qRevoke = `INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`
-	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > ?3
-AND ((kind = 'jti' AND value = ?1) OR (kind = 'family' AND value = ?2)))`
-	qActiveRevocations = `SELECT kind, value, expires_at FROM revocations WHERE expires_at > ? ORDER BY kind, value`
+	qRevoke = `INSERT INTO revocations (kind, value, cutoff, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (kind, value) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at),
+cutoff = max(coalesce(cutoff, excluded.cutoff), coalesce(excluded.cutoff, cutoff))`
+	// ?5 is the token's issue time: a mark revokes what was issued at or before its cutoff.
+	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > ?6
+AND ((kind = 'jti' AND value = ?1) OR (kind = 'family' AND value = ?2)
+  OR (kind = 'subject' AND value = ?3 AND cutoff >= ?5) OR (kind = 'client' AND value = ?4 AND cutoff >= ?5)))`
+	qActiveRevocations = `SELECT kind, value, cutoff, expires_at FROM revocations WHERE expires_at > ? ORDER BY kind, value`
 
 	qAppendAudit = `INSERT INTO audit (time, type, user_id, client_id, ip, data) VALUES (?, ?, ?, ?, ?, ?)`
 
@@ -27,13 +29,13 @@ ORDER BY created_at, id LIMIT ?`
 // Revoke adds entries to the denylist; an entry already there keeps the later expiry.
 func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error {
 	for _, e := range entries {
-		if e.Kind == "" || e.Value == "" || e.ExpiresAt.IsZero() {
-			return wrap("revoke", errors.New("entry needs a kind, a value and an expiry"))
+		if err := e.Valid(); err != nil {
+			return wrap("revoke", err)
 		}
 	}
 	err := s.withTx(ctx, func(q querier) error {
 		for _, e := range entries {
-			if _, err := q.ExecContext(ctx, qRevoke, string(e.Kind), e.Value, nanos(e.ExpiresAt)); err != nil {
+			if _, err := q.ExecContext(ctx, qRevoke, string(e.Kind), e.Value, nullNanos(e.Cutoff), nanos(e.ExpiresAt)); err != nil {
 				return err
 			}
 		}
@@ -42,13 +44,14 @@ func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error
 	return wrap("revoke", err)
 }
 
-// IsRevoked reports whether the jti or the family has an unexpired denylist entry.
-func (s *Store) IsRevoked(ctx context.Context, jti, family string) (bool, error) {
-	if jti == "" && family == "" {
+// IsRevoked reports whether an unexpired denylist entry matches the token.
+func (s *Store) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, error) {
+	if t == (storage.TokenRef{}) {
 		return false, nil
 	}
 	var revoked bool
-	err := s.q(ctx).QueryRowContext(ctx, qIsRevoked, jti, family, nanos(s.now())).Scan(&revoked)
+	err := s.q(ctx).QueryRowContext(ctx, qIsRevoked, t.JTI, t.Family, t.Subject, t.ClientID,
+		nanos(t.IssuedAt), nanos(s.now())).Scan(&revoked)
 	return revoked, wrap("is revoked", err)
 }
 
@@ -61,10 +64,11 @@ func (s *Store) ActiveRevocations(ctx context.Context, now time.Time) ([]storage
 	revs, err := collect(rows, func(row scanner) (storage.Revocation, error) {
 		var (
 			r       storage.Revocation
+			cutoff  sql.NullInt64
 			expires int64
 		)
-		err := row.Scan(&r.Kind, &r.Value, &expires)
-		r.ExpiresAt = fromNanos(expires)
+		err := row.Scan(&r.Kind, &r.Value, &cutoff, &expires)
+		r.Cutoff, r.ExpiresAt = fromNullNanos(cutoff), fromNanos(expires)
 		return r, err
 	})
 	return revs, wrap("active revocations", err)

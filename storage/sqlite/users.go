@@ -3,22 +3,24 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 
 	"github.com/authd/authd/storage"
 )
 
-const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, locked_until, created_at, updated_at`
+const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, pending_logins, locked_until,
+created_at, updated_at`
 
 const (
 	qInsertUser = `INSERT INTO users (id, username, email, email_lower, password_hash, roles, disabled, failed_logins,
-locked_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+pending_logins, locked_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 	// A username match wins over an email match.
 	qGetUserByLogin = `SELECT ` + userColumns + ` FROM users WHERE username = ?1 OR email_lower = ?1
 ORDER BY username = ?1 DESC LIMIT 1`
 	qUpdateUser = `UPDATE users SET username = ?, email = ?, email_lower = ?, password_hash = ?, roles = ?, disabled = ?,
-failed_logins = ?, locked_until = ?, updated_at = ? WHERE id = ?`
+failed_logins = ?, pending_logins = ?, locked_until = ?, updated_at = ? WHERE id = ?`
 	qDeleteUser = `DELETE FROM users WHERE id = ?`
 )
 
@@ -31,7 +33,7 @@ func scanUser(row scanner) (storage.User, error) {
 		createdAt, updatedAt int64
 	)
 	if err := row.Scan(&u.ID, &u.Username, &email, &u.PasswordHash, &roles, &u.Disabled,
-		&u.FailedLogins, &locked, &createdAt, &updatedAt); err != nil {
+		&u.FailedLogins, &u.PendingLogins, &locked, &createdAt, &updatedAt); err != nil {
 		return storage.User{}, err
 	}
 	var err error
@@ -56,7 +58,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	}
 	_, err := s.q(ctx).ExecContext(ctx, qInsertUser, u.ID, u.Username, nullString(u.Email),
 		nullString(strings.ToLower(u.Email)), u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins,
-		nullNanos(u.LockedUntil), nanos(u.CreatedAt), nanos(u.UpdatedAt))
+		u.PendingLogins, nullNanos(u.LockedUntil), nanos(u.CreatedAt), nanos(u.UpdatedAt))
 	return wrap("create user", err)
 }
 
@@ -74,11 +76,20 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (storage.User,
 
 // UpdateUser applies fn and writes the result in one (immediate, hence
 // exclusive) transaction; UpdatedAt is set to now. The id cannot change.
+// When no user has id, fn is not called but the UPDATE still runs, matching
+// no row (id = NULL), so that a miss takes the steps of a hit; the
+// transaction stays usable.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
 	var u storage.User
 	err := s.withTx(ctx, func(q querier) error {
 		var err error
-		if u, err = scanUser(q.QueryRowContext(ctx, qGetUser, id)); err != nil {
+		if u, err = scanUser(q.QueryRowContext(ctx, qGetUser, id)); errors.Is(err, sql.ErrNoRows) {
+			if _, err := q.ExecContext(ctx, qUpdateUser, "", nil, nil, "", "[]", false, 0, 0, nil,
+				nanos(s.now()), nil); err != nil {
+				return err
+			}
+			return sql.ErrNoRows
+		} else if err != nil {
 			return err
 		}
 		if err := fn(&u); err != nil {
@@ -88,7 +99,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 		u.Username = strings.ToLower(u.Username)
 		u.UpdatedAt = s.now().UTC()
 		_, err = q.ExecContext(ctx, qUpdateUser, u.Username, nullString(u.Email), nullString(strings.ToLower(u.Email)),
-			u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins, nullNanos(u.LockedUntil),
+			u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins, u.PendingLogins, nullNanos(u.LockedUntil),
 			nanos(u.UpdatedAt), id)
 		return err
 	})

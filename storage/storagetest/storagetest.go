@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	}{
 		{"Migrations", testMigrations},
 		{"Users", testUsers},
+		{"Lockout", testLockout},
 		{"Clients", testClients},
 		{"RefreshTokens", testRefreshTokens},
 		{"Transactions", testTransactions},
@@ -898,6 +899,7 @@ func testStoreDenylist(t *testing.T, s storage.Store) {
 	live := []storage.Revocation{
 		{Kind: storage.RevokedJTI, Value: uid("jti"), ExpiresAt: at.Add(time.Hour)},
 		{Kind: storage.RevokedFamily, Value: uid("fam"), ExpiresAt: at.Add(2 * time.Hour)},
+		{Kind: storage.RevokedSubject, Value: uid("user"), Cutoff: at.Add(-time.Second), ExpiresAt: at.Add(30 * time.Minute)},
 	}
 	dead := storage.Revocation{Kind: storage.RevokedJTI, Value: uid("jti"), ExpiresAt: at.Add(-time.Minute)}
 	mustNil(t, "Revoke", s.Revoke(ctx, append(slices.Clone(live), dead)...))
@@ -906,7 +908,7 @@ func testStoreDenylist(t *testing.T, s storage.Store) {
 	checkRevocations(t, "ActiveRevocations", got, live)
 	got, err = s.ActiveRevocations(ctx, at.Add(90*time.Minute))
 	mustNil(t, "ActiveRevocations(later)", err)
-	checkRevocations(t, "ActiveRevocations(later)", got, live[1:])
+	checkRevocations(t, "ActiveRevocations(later)", got, live[1:2])
 
 	// Revoking again keeps the later expiry.
 	shorter := live[0]
@@ -915,9 +917,14 @@ func testStoreDenylist(t *testing.T, s storage.Store) {
 	longer := live[1]
 	longer.ExpiresAt = at.Add(3 * time.Hour)
 	mustNil(t, "Revoke(longer)", s.Revoke(ctx, longer))
+	// A mark keeps the later cutoff and the later expiry.
+	mark := live[2]
+	mark.Cutoff, mark.ExpiresAt = at, at.Add(40*time.Minute)
+	mustNil(t, "Revoke(later mark)", s.Revoke(ctx, mark))
+	mustNil(t, "Revoke(earlier mark)", s.Revoke(ctx, live[2]))
 	got, err = s.ActiveRevocations(ctx, at)
 	mustNil(t, "ActiveRevocations", err)
-	checkRevocations(t, "ActiveRevocations after re-revoking", got, []storage.Revocation{live[0], longer})
+	checkRevocations(t, "ActiveRevocations after re-revoking", got, []storage.Revocation{live[0], longer, mark})
 
 	// Revoke in a transaction that rolls back leaves nothing.
 	txCtx, err := s.BeginTx(ctx)
@@ -925,7 +932,7 @@ func testStoreDenylist(t *testing.T, s storage.Store) {
 	gone := storage.Revocation{Kind: storage.RevokedJTI, Value: uid("jti"), ExpiresAt: at.Add(time.Hour)}
 	mustNil(t, "Revoke(in tx)", s.Revoke(txCtx, gone))
 	mustNil(t, "Rollback", s.Rollback(txCtx))
-	if revoked, err := s.IsRevoked(ctx, gone.Value, ""); err != nil || revoked {
+	if revoked, err := s.IsRevoked(ctx, storage.TokenRef{JTI: gone.Value}); err != nil || revoked {
 		t.Errorf("IsRevoked(rolled back) = %v, %v; want false", revoked, err)
 	}
 }
@@ -941,7 +948,8 @@ func checkRevocations(t *testing.T, what string, got, want []storage.Revocation)
 	ok := len(got) == len(want)
 	for i := 0; ok && i < len(got); i++ {
 		ok = got[i].Kind == want[i].Kind && got[i].Value == want[i].Value &&
-			sameTime(got[i].ExpiresAt, want[i].ExpiresAt) && isUTC(got[i].ExpiresAt)
+			sameTime(got[i].ExpiresAt, want[i].ExpiresAt) && isUTC(got[i].ExpiresAt) &&
+			sameTime(got[i].Cutoff, want[i].Cutoff) && isUTC(got[i].Cutoff)
 	}
 	if !ok {
 		t.Errorf("%s = %+v; want %+v", what, got, want)
