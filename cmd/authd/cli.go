@@ -105,6 +105,14 @@ func (e *env) clientsCommand() *cobra.Command {
 	var grants, scopes, audience string
 	create := &cobra.Command{
 		Use: "create", Short: "register a client; prints it as JSON, the secret only here", Args: cobra.NoArgs,
+		Long: "Registers an OAuth client and prints it as JSON; a secret (given or generated) is shown only here.\n\n" +
+			"Audience: a token's aud is the audience the client requested (each one allowed by --audience),\n" +
+			"else every --audience value, else the client id. authd's own API (/api/v1/...) is a resource\n" +
+			"server too: it accepts a token only when its aud holds the issuer URL (AUTHD_ISSUER) or the\n" +
+			"client id of the client it was issued to. A client that calls authd's API (/api/v1/me,\n" +
+			"/api/v1/logout, the admin API) with tokens it also sends elsewhere must list the issuer URL\n" +
+			"in --audience, or request it; a token minted for another service (aud: orders) is refused\n" +
+			"with 401 invalid_token, so that service cannot replay it against authd.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec.GrantTypes, spec.Scopes, spec.Audience = splitFields(grants), splitFields(scopes), splitFields(audience)
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
@@ -131,7 +139,7 @@ func (e *env) clientsCommand() *cobra.Command {
 	f.BoolVar(&spec.Public, "public", false, "a public client (token_endpoint_auth_method none), no secret")
 	f.StringVar(&grants, "grant-types", "client_credentials", "comma-separated: password, refresh_token, client_credentials")
 	f.StringVar(&scopes, "scopes", "", "space- or comma-separated scopes the client may request")
-	f.StringVar(&audience, "audience", "", "comma-separated audiences the client may request")
+	f.StringVar(&audience, "audience", "", "comma-separated audiences the client may request (add the issuer URL for tokens that also call authd's API)")
 	f.BoolVar(&spec.Introspect, "introspect", false, "may introspect any token (a resource server)")
 	f.StringVar(&spec.Name, "name", "", "display name")
 	_ = create.MarkFlagRequired("id")

@@ -331,15 +331,19 @@ func (p *Provider) revokeFamily(ctx context.Context, family, subject, clientID s
 // token keeps working (a password change keeps the caller signed in).
 func (p *Provider) RevokeSubject(ctx context.Context, subject, exceptFamily string) error {
 	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
-		// Twice: on PostgreSQL a refresh that rotated a token while the first
-		// statement waited for its row lock committed a successor that
-		// statement could not see; the second one sees it. (A rotation that
+		// At least twice, then until a pass finds nothing (at most five): on
+		// PostgreSQL a refresh that rotated a token while a pass waited for
+		// its row lock committed a successor that pass could not see, and
+		// found nothing to change; the next pass sees it. (A rotation that
 		// starts later finds its token inactive.)
 		var families []string
-		for range 2 {
+		for pass := range 5 {
 			f, err := p.o.Store.RevokeSubjectRefreshTokens(ctx, subject, exceptFamily)
 			if err != nil {
 				return err
+			}
+			if len(f) == 0 && pass > 0 {
+				break
 			}
 			families = append(families, f...)
 		}
