@@ -41,7 +41,7 @@ type Config struct {
 	Issuer         string   // iss of every token, base of every metadata URL
 	HTTPAddr       string   // listen address
 	DatabaseURL    string   // postgres://..., postgresql://... or sqlite://PATH
-	RedisURL       string   // redis://... or rediss://...; empty keeps denylist and throttling in SQL / in process
+	RedisURL       string   // redis://... or rediss://...: rate limits shared by every replica; empty keeps them per process
 	RedisKeyPrefix string   // prefix of every Redis key authd writes
 	KafkaBrokers   []string // empty keeps events in the outbox and the log only
 	DataDir        string   // where dev mode keeps its generated secret

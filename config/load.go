@@ -34,7 +34,7 @@ func fields() []field {
 		{key: "issuer", usage: "issuer URL: the iss of every token and the base of every metadata URL", ptr: func(c *Config) any { return &c.Issuer }},
 		{key: "http_addr", usage: "HTTP listen address", ptr: func(c *Config) any { return &c.HTTPAddr }},
 		{key: "database_url", url: true, usage: "postgres://... or sqlite://PATH", ptr: func(c *Config) any { return &c.DatabaseURL }},
-		{key: "redis_url", url: true, usage: "redis://... for the denylist cache and throttling state; empty keeps them in SQL / in process", ptr: func(c *Config) any { return &c.RedisURL }},
+		{key: "redis_url", url: true, usage: "redis://... for rate limits shared by every replica; empty keeps them per process", ptr: func(c *Config) any { return &c.RedisURL }},
 		{key: "redis_key_prefix", usage: "prefix of every Redis key authd writes (to share one Redis)", ptr: func(c *Config) any { return &c.RedisKeyPrefix }},
 		{key: "kafka_brokers", usage: "comma-separated Kafka brokers; empty keeps events in the outbox and the log", ptr: func(c *Config) any { return &c.KafkaBrokers }},
 		{key: "data_dir", usage: "data folder (dev mode keeps its generated secret here)", ptr: func(c *Config) any { return &c.DataDir }},

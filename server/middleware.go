@@ -321,12 +321,25 @@ func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
 	return false, wait
 }
 
+// withinRateLimit asks the limit shared by every replica (Redis) when there
+// is one, and this process's own when there is none or it cannot answer at once.
+func (s *Server) withinRateLimit(r *http.Request) (bool, time.Duration) {
+	ip := s.clientIP(r)
+	if s.cfg.SharedLimiter != nil {
+		ok, wait, err := s.cfg.SharedLimiter.Allow(r.Context(), ip)
+		if err == nil {
+			return ok, wait
+		}
+	}
+	return s.limiter.allow(ip)
+}
+
 func (s *Server) rateLimit(next http.Handler) http.Handler {
 	if s.limiter == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok, wait := s.limiter.allow(s.clientIP(r))
+		ok, wait := s.withinRateLimit(r)
 		if !ok {
 			secs := int(wait/time.Second) + 1
 			w.Header().Set("Retry-After", strconv.Itoa(secs))

@@ -56,6 +56,12 @@ type Recorder interface {
 	Record(ctx context.Context, e events.Event) error
 }
 
+// SharedLimiter is a rate limit that every replica shares (redis.Limiter).
+// An error means it cannot answer now; the process's own limit applies then.
+type SharedLimiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
 // Check is a readiness probe of one dependency.
 type Check struct {
 	Name     string
@@ -78,6 +84,7 @@ type Config struct {
 	HSTS            bool                       // set when serving TLS
 	MaxBodyBytes    int64                      // default 64 KiB
 	RateLimitPerMin int                        // per client IP on token and signup; 0: off
+	SharedLimiter   SharedLimiter              // nil: each process limits on its own
 	ClientIP        func(*http.Request) string // nil: the connection's peer (see ClientIPFunc)
 	Now             func() time.Time
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/postgres"
+	"github.com/authd/authd/storage/redis"
 	"github.com/authd/authd/storage/sqlite"
 )
 
@@ -140,7 +141,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 			d.Close()
 			return nil, fmt.Errorf("redis url: invalid")
 		}
-		d.redis = goredis.NewClient(opts)
+		d.redis = goredis.NewClient(redis.ClientOptions(opts))
 	}
 	d.recorder = events.NewRecorder(st, nil)
 	d.identity = identity.NewService(st, d.recorder, identity.Options{

@@ -33,7 +33,7 @@ func TestResourceServerAudience(t *testing.T) {
 			}
 			forOrders := str(m, "access_token")
 			forAuthd, _ := f.login(f.app, "boss", "the chief pass phrase 42") // aud: orders, inventory, the issuer
-			ownAud, _ := f.login(f.nopw, "alice", userPassword)              // aud: norefresh, its own client id
+			ownAud, _ := f.login(f.nopw, "alice", userPassword)               // aud: norefresh, its own client id
 			_, _, m = f.post("/oauth2/token", &f.cc, url.Values{"grant_type": {"client_credentials"}})
 			clientTok := str(m, "access_token")
 
@@ -380,5 +380,41 @@ func TestRevocationDespiteRedisPartition(t *testing.T) {
 		if p99 > 500*time.Millisecond {
 			t.Errorf("%s p99 on C while cut from Redis = %v; want far below Redis's timeouts", name, p99)
 		}
+	}
+}
+
+// TestSharedRateLimit: with Redis, replicas share the per-IP limit, so two
+// replicas together allow it once, not twice.
+func TestSharedRateLimit(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	redisURL, prefix := storagetest.RedisURL(t)
+	extra := map[string]string{"AUTHD_REDIS_URL": redisURL, "AUTHD_REDIS_KEY_PREFIX": prefix, "AUTHD_RATE_LIMIT_TOKEN_PER_MIN": "6"}
+	b := backend{name: "postgres+redis", dsn: func(testing.TB) string { return dsn }, extra: func(testing.TB) map[string]string { return extra }}
+	a := newFixture(t, b, nil)
+	varsB := envFor(t, dsn, extra)
+	varsB["AUTHD_ISSUER"] = a.vars["AUTHD_ISSUER"]
+	other := *a
+	other.instance = start(t, varsB)
+	allowed, limited := 0, 0
+	for i := range 12 {
+		in := a.instance
+		if i%2 == 1 {
+			in = other.instance
+		}
+		code, h, m := in.post("/oauth2/token", &a.cc, url.Values{"grant_type": {"client_credentials"}})
+		switch code {
+		case http.StatusOK:
+			allowed++
+		case http.StatusTooManyRequests:
+			limited++
+			if h.Get("Retry-After") == "" || m["error"] == nil {
+				t.Errorf("429 without Retry-After or error: %v %v", h, m)
+			}
+		default:
+			t.Errorf("request %d: %d %v", i, code, m)
+		}
+	}
+	if allowed != 6 || limited != 6 {
+		t.Errorf("two replicas allowed %d and limited %d of 12; want 6 and 6 (the limit of 6 a minute, once)", allowed, limited)
 	}
 }

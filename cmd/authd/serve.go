@@ -26,6 +26,7 @@ import (
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/redis"
 )
 
 func (e *env) serveCommand() *cobra.Command {
@@ -93,10 +94,14 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		defer func() { stop(); <-relayDone }()
 		checks = append(checks, server.Check{Name: "kafka", Probe: pub.Ping})
 	}
+	var sharedLimiter server.SharedLimiter
+	if d.redis != nil && cfg.RateLimitTokenPerMin > 0 {
+		sharedLimiter = redis.NewLimiter(d.redis, cfg.RedisKeyPrefix, cfg.RateLimitTokenPerMin, log)
+	}
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
 		Recorder: d.recorder, ClientHasher: d.hasher, Checks: checks, Logger: log,
-		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin, ClientIP: clientIP,
+		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin, SharedLimiter: sharedLimiter, ClientIP: clientIP,
 	})
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func TestServeStartupFailures(t *testing.T) {
 		addr := freeAddr(t)
 		return map[string]string{
 			"AUTHD_ISSUER": "https://" + addr, "AUTHD_HTTP_ADDR": addr, "AUTHD_SECRET": testSecret,
-			"AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
+			"AUTHD_DATABASE_URL":            "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
 			"AUTHD_TLS_TERMINATED_UPSTREAM": "true", "AUTHD_LOG_LEVEL": "info",
 			// A broker nobody listens on: the relay starts and keeps retrying.
 			"AUTHD_KAFKA_BROKERS": freeAddr(t),

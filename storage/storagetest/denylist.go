@@ -122,8 +122,8 @@ func RunDenylist(t *testing.T, newDenylist func(t *testing.T) storage.Denylist) 
 			{Value: uid("v"), ExpiresAt: now().Add(time.Hour)},
 			{Kind: storage.RevokedJTI, Value: uid("v")},
 			{Kind: "bogus", Value: uid("v"), ExpiresAt: now().Add(time.Hour)},
-			{Kind: storage.RevokedSubject, Value: uid("v"), ExpiresAt: now().Add(time.Hour)},                  // no cutoff
-			{Kind: storage.RevokedJTI, Value: uid("v"), Cutoff: now(), ExpiresAt: now().Add(time.Hour)},       // cutoff on a jti
+			{Kind: storage.RevokedSubject, Value: uid("v"), ExpiresAt: now().Add(time.Hour)},            // no cutoff
+			{Kind: storage.RevokedJTI, Value: uid("v"), Cutoff: now(), ExpiresAt: now().Add(time.Hour)}, // cutoff on a jti
 		} {
 			if err := d.Revoke(ctx, r); err == nil {
 				t.Errorf("Revoke(%+v) = nil; want an error", r)

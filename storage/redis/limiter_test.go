@@ -1,0 +1,97 @@
+package redis_test
+
+import (
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/authd/authd/storage/redis"
+	"github.com/authd/authd/storage/storagetest"
+)
+
+func newClient(t *testing.T, url string) *goredis.Client {
+	t.Helper()
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("ParseURL: %v", err)
+	}
+	rdb := goredis.NewClient(redis.ClientOptions(opts))
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// Two replicas (two clients, one prefix) share one limit: together they
+// allow it exactly once.
+func TestLimiterIsShared(t *testing.T) {
+	url, prefix := storagetest.RedisURL(t)
+	a := redis.NewLimiter(newClient(t, url), prefix, 5, nil)
+	b := redis.NewLimiter(newClient(t, url), prefix, 5, nil)
+	allowed := 0
+	for i := range 10 {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		ok, wait, err := l.Allow(t.Context(), "192.0.2.1")
+		if err != nil {
+			t.Fatalf("Allow #%d: %v", i, err)
+		}
+		if ok {
+			allowed++
+		} else if wait <= 0 || wait > time.Minute {
+			t.Errorf("Allow #%d refused with retry-after %v", i, wait)
+		}
+	}
+	if allowed != 5 {
+		t.Errorf("two replicas allowed %d of 10 requests; want exactly 5 (the limit, once)", allowed)
+	}
+	if ok, _, err := a.Allow(t.Context(), "192.0.2.2"); err != nil || !ok {
+		t.Errorf("another address: %v, %v; want allowed", ok, err)
+	}
+}
+
+// Redis unreachable (a black hole: connections hang, nothing is refused):
+// Allow fails within its short deadline, then the breaker opens and it
+// fails at once, so requests never wait on Redis.
+func TestLimiterOutageIsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	l := redis.NewLimiter(newClient(t, "redis://"+ln.Addr().String()), "down:", 5, nil)
+	var took []time.Duration
+	for i := range 50 {
+		start := time.Now()
+		if _, _, err := l.Allow(t.Context(), "192.0.2.1"); err == nil {
+			t.Fatalf("Allow #%d against a black hole succeeded", i)
+		}
+		took = append(took, time.Since(start))
+	}
+	// The first calls each wait for the call deadline; once the breaker is
+	// open, none does.
+	for i, d := range took[:3] {
+		if d > 10*redis.CallTimeout {
+			t.Errorf("call %d took %v; want about the %v deadline", i, d, redis.CallTimeout)
+		}
+	}
+	rest := slices.Clone(took[3:])
+	slices.Sort(rest)
+	t.Logf("black-holed Redis: first calls %v, then p50 %v, max %v", took[:3], rest[len(rest)/2], rest[len(rest)-1])
+	if rest[len(rest)-1] > redis.CallTimeout/2 {
+		t.Errorf("with the breaker open a call took %v; want no wait on Redis", rest[len(rest)-1])
+	}
+}
