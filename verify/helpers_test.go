@@ -243,8 +243,19 @@ func (is *issuer) url() string { return is.srv.URL }
 
 func (is *issuer) setJWKS(doc []byte) { is.jwks.Store(&doc) }
 
-// newVerifier runs verify.New against is with the fixed clock.
+// newVerifier runs verify.New against is with the fixed clock for tokens.
 func newVerifier(t testing.TB, is *issuer, cfg verify.Config) *verify.Verifier {
+	t.Helper()
+	v, _ := newVerifierClock(t, is, cfg)
+	return v
+}
+
+// newVerifierClock is newVerifier, and returns the TestClock (starting at
+// testNow) that runs the verifier's refetch rate limit, background refresh
+// and introspection cache. Advancing it does not move the fixed clock for
+// tokens. The background refresh is due after 4.5 to 5 minutes: a test
+// that advances that far will see extra JWKS fetches.
+func newVerifierClock(t testing.TB, is *issuer, cfg verify.Config) (*verify.Verifier, *verify.TestClock) {
 	t.Helper()
 	cfg.Issuer = is.url()
 	if cfg.Audience == "" {
@@ -253,12 +264,13 @@ func newVerifier(t testing.TB, is *issuer, cfg verify.Config) *verify.Verifier {
 	if cfg.Now == nil {
 		cfg.Now = fixedNow
 	}
-	v, err := verify.New(t.Context(), cfg)
+	clk := verify.NewTestClock(testNow)
+	v, err := verify.NewWithClock(t.Context(), cfg, clk)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
-	return v
+	return v, clk
 }
 
 // newStatic builds a verifier over keys with the fixed clock.

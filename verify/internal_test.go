@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,9 +111,10 @@ func TestChallengeQuoting(t *testing.T) {
 	}
 }
 
-// TestBackgroundRefresh drives run with short intervals: it retries a
-// failing issuer with backoff while the last good set keeps serving, and
-// installs the new set once the issuer answers.
+// TestBackgroundRefresh drives run on a TestClock: it waits for the refresh
+// that the interval asks for, retries a failing issuer with backoff while the
+// last good set keeps serving, installs the new set once the issuer answers,
+// then waits for its max-age.
 func TestBackgroundRefresh(t *testing.T) {
 	priv1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	priv2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -136,10 +138,11 @@ func TestBackgroundRefresh(t *testing.T) {
 	}))
 	defer srv.Close()
 
+	clk := NewTestClock(time.Unix(1_800_000_000, 0))
 	var keys atomic.Pointer[keySet]
 	r := &remoteKeys{
 		url: srv.URL, client: srv.Client(), allowed: algES256 | algRS256 | algEdDSA,
-		log: slog.New(slog.DiscardHandler), keys: &keys, minRefetch: 10 * time.Millisecond, epoch: time.Now(),
+		log: slog.New(slog.DiscardHandler), keys: &keys, minRefetch: 10 * time.Second, clock: clk.clock(),
 	}
 	if _, err := r.fetch(t.Context()); err != nil {
 		t.Fatalf("fetch = %v", err)
@@ -155,36 +158,61 @@ func TestBackgroundRefresh(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.run(ctx, 5*time.Millisecond)
+		r.run(ctx, 5*time.Minute)
 	}()
-	// Retries at about 5, 15, 35, 75, 155ms.
-	waitFor(t, time.Second, func() bool { return hits.Load() >= 4 })
-	if keys.Load().byKID["one"] == nil {
-		t.Fatal("last good set lost while the issuer fails")
+	// nextWait waits for run to arm its timer, checks that it is want less
+	// at most 10% of jitter, and returns it. run arms it only once the
+	// fetch before has ended, so hits and keys are settled by then.
+	nextWait := func(step string, want time.Duration) time.Duration {
+		t.Helper()
+		d := clk.WaitTimer(t).Sub(clk.Now())
+		if d < want-want/10 || d > want {
+			t.Fatalf("%s: next fetch in %v; want %v less up to 10%%", step, d, want)
+		}
+		return d
 	}
-	failing.Store(false)
-	waitFor(t, 2*time.Second, func() bool { return keys.Load().byKID["two"] != nil })
+
+	d := nextWait("first refresh", 5*time.Minute)
+	clk.Advance(d - time.Second)
+	if n := hits.Load(); n != 1 || clk.Pending() != 1 {
+		t.Fatalf("%d fetches and %d timers 1s before the refresh is due; want 1 (New's) and 1", n, clk.Pending())
+	}
+	clk.Advance(time.Second)
+
+	// The issuer fails: retries back off from minRefetch to defaultRefresh.
+	backoff := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second,
+		160 * time.Second, 5 * time.Minute, 5 * time.Minute}
+	for i, want := range backoff {
+		d := nextWait("retry "+strconv.Itoa(i+1), want)
+		if n := hits.Load(); n != int64(i+2) {
+			t.Fatalf("%d fetches before retry %d; want %d", n, i+1, i+2)
+		}
+		if keys.Load().byKID["one"] == nil {
+			t.Fatal("last good set lost while the issuer fails")
+		}
+		if i == len(backoff)-1 {
+			failing.Store(false)
+		}
+		clk.Advance(d)
+	}
+
+	// The issuer answers: the new set is in, and the next refresh waits for
+	// its max-age.
+	d = nextWait("after recovery", time.Hour)
+	if keys.Load().byKID["two"] == nil {
+		t.Fatal("new set not installed after the issuer recovered")
+	}
 	settled := hits.Load()
-	time.Sleep(100 * time.Millisecond)
-	if n := hits.Load() - settled; n != 0 {
-		t.Errorf("%d fetches after success with max-age=3600; want 0", n)
+	clk.Advance(d - time.Minute)
+	if n := hits.Load() - settled; n != 0 || clk.Pending() != 1 {
+		t.Errorf("%d fetches within max-age=3600 after success (timers pending: %d); want 0", n, clk.Pending())
 	}
+
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("run did not stop when its context ended")
-	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", limit)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -231,19 +259,37 @@ func TestDefaultClientRedirects(t *testing.T) {
 }
 
 func TestIntrospectionCacheBounded(t *testing.T) {
-	in := &introspector{ttl: time.Minute, cache: make(map[[32]byte]introspection)}
-	for i := range maxIntrospectionCache + 10 {
-		var key [32]byte
+	clk := NewTestClock(time.Unix(1_800_000_000, 0))
+	in := &introspector{ttl: time.Minute, now: clk.Now, cache: make(map[[32]byte]introspection)}
+	keyOf := func(i int) (key [32]byte) {
 		key[0], key[1], key[2] = byte(i), byte(i>>8), byte(i>>16)
-		in.store(key, true)
+		return key
+	}
+	for i := range maxIntrospectionCache + 10 {
+		in.store(keyOf(i), true)
 	}
 	if n := len(in.cache); n > maxIntrospectionCache {
 		t.Errorf("cache holds %d answers; want at most %d", n, maxIntrospectionCache)
 	}
-	var last [32]byte
-	i := maxIntrospectionCache + 9
-	last[0], last[1], last[2] = byte(i), byte(i>>8), byte(i>>16)
-	if active, ok := in.lookup(last); !ok || !active {
+	newest := keyOf(maxIntrospectionCache + 9)
+	if active, ok := in.lookup(newest); !ok || !active {
 		t.Errorf("lookup(newest) = %v, %v; want true, true", active, ok)
+	}
+
+	// Once the answers are past their TTL, a store into the full cache
+	// drops them all, and lookups miss.
+	for i := len(in.cache); len(in.cache) < maxIntrospectionCache; i++ {
+		in.store(keyOf(maxIntrospectionCache+10+i), true)
+	}
+	clk.Advance(time.Minute)
+	if _, ok := in.lookup(newest); ok {
+		t.Error("lookup(newest) hit after the TTL; want a miss")
+	}
+	in.store(keyOf(1<<23), false)
+	if n := len(in.cache); n != 1 {
+		t.Errorf("cache holds %d answers after a store into a full cache of expired ones; want 1", n)
+	}
+	if active, ok := in.lookup(keyOf(1 << 23)); !ok || active {
+		t.Errorf("lookup(stored after the purge) = %v, %v; want false, true", active, ok)
 	}
 }

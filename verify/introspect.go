@@ -28,6 +28,7 @@ type introspector struct {
 	clientSecret string
 	client       *http.Client
 	ttl          time.Duration
+	now          func() time.Time // clock.now
 
 	group singleflight.Group
 	mu    sync.Mutex
@@ -36,7 +37,7 @@ type introspector struct {
 
 type introspection struct {
 	active  bool
-	expires time.Time // on the monotonic clock of time.Now
+	expires time.Time // on introspector.now (time.Now: monotonic)
 }
 
 // setupIntrospection enables online mode when client credentials are given.
@@ -72,6 +73,7 @@ func (v *Verifier) setupIntrospection(cfg Config, client *http.Client, discovere
 		clientSecret: cfg.IntrospectionClientSecret,
 		client:       client,
 		ttl:          ttl,
+		now:          v.clock.now,
 		cache:        make(map[[sha256.Size]byte]introspection),
 	}
 	return nil
@@ -124,7 +126,7 @@ func (in *introspector) lookup(key [sha256.Size]byte) (active, ok bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	e, ok := in.cache[key]
-	if !ok || !time.Now().Before(e.expires) {
+	if !ok || !in.now().Before(e.expires) {
 		return false, false
 	}
 	return e.active, true
@@ -134,7 +136,7 @@ func (in *introspector) lookup(key [sha256.Size]byte) (active, ok bool) {
 // answers, then, if still full, an arbitrary half: a bounded cache that only
 // costs an extra question now and then.
 func (in *introspector) store(key [sha256.Size]byte, active bool) {
-	now := time.Now()
+	now := in.now()
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if len(in.cache) >= maxIntrospectionCache {

@@ -67,23 +67,24 @@ func (f *introspection) handler(t *testing.T) http.HandlerFunc {
 	}
 }
 
-func onlineSetup(t *testing.T, ttl time.Duration, id, secret string) (*issuer, *introspection, *verify.Verifier, *testKey) {
+func onlineSetup(t *testing.T, ttl time.Duration, id, secret string) (*issuer, *introspection, *verify.Verifier, *testKey, *verify.TestClock) {
 	t.Helper()
 	key := newKey(t, "ES256", "k1")
 	is := newIssuer(t, jwks(t, key.jwk()))
 	f := &introspection{id: "orders:api", secret: "s3cret with spaces & symbols", revoked: map[string]bool{}}
 	h := f.handler(t)
 	is.introspect.Store(&h)
-	v := newVerifier(t, is, verify.Config{
+	v, clk := newVerifierClock(t, is, verify.Config{
 		IntrospectionClientID:     id,
 		IntrospectionClientSecret: secret,
 		IntrospectionCacheTTL:     ttl,
 	})
-	return is, f, v, key
+	return is, f, v, key, clk
 }
 
 func TestIntrospect(t *testing.T) {
-	is, f, v, key := onlineSetup(t, 500*time.Millisecond, "orders:api", "s3cret with spaces & symbols")
+	const ttl = 5 * time.Second
+	is, f, v, key, clk := onlineSetup(t, ttl, "orders:api", "s3cret with spaces & symbols")
 	token := key.sign(t, claims(is.url()))
 
 	for range 5 {
@@ -101,10 +102,11 @@ func TestIntrospect(t *testing.T) {
 
 	// Revoked: the cached answer holds for the TTL, then the revocation shows.
 	f.revoke(token)
+	clk.Advance(ttl - time.Millisecond)
 	if _, err := v.Introspect(t.Context(), token); err != nil {
 		t.Errorf("Introspect(revoked, within cache TTL) = %v; want the cached active answer", err)
 	}
-	time.Sleep(600 * time.Millisecond)
+	clk.Advance(time.Millisecond)
 	for range 3 {
 		if _, err := v.Introspect(t.Context(), token); !errors.Is(err, verify.ErrRevoked) {
 			t.Fatalf("Introspect(revoked, after TTL) = %v; want ErrRevoked", err)
@@ -142,7 +144,7 @@ func TestIntrospect(t *testing.T) {
 
 func TestIntrospectFailsClosed(t *testing.T) {
 	t.Run("wrong client secret", func(t *testing.T) {
-		is, f, v, key := onlineSetup(t, time.Minute, "orders:api", "wrong")
+		is, f, v, key, _ := onlineSetup(t, time.Minute, "orders:api", "wrong")
 		_, err := v.Introspect(t.Context(), key.sign(t, claims(is.url())))
 		if !errors.Is(err, verify.ErrUnavailable) {
 			t.Errorf("Introspect(rejected client) = %v; want ErrUnavailable", err)
@@ -152,7 +154,7 @@ func TestIntrospectFailsClosed(t *testing.T) {
 		}
 	})
 	t.Run("endpoint failing", func(t *testing.T) {
-		is, f, v, key := onlineSetup(t, time.Minute, "orders:api", "s3cret with spaces & symbols")
+		is, f, v, key, _ := onlineSetup(t, time.Minute, "orders:api", "s3cret with spaces & symbols")
 		f.status.Store(http.StatusInternalServerError)
 		token := key.sign(t, claims(is.url()))
 		if _, err := v.Introspect(t.Context(), token); !errors.Is(err, verify.ErrUnavailable) {
@@ -174,7 +176,7 @@ func TestIntrospectFailsClosed(t *testing.T) {
 }
 
 func TestOnlineMiddleware(t *testing.T) {
-	is, f, v, key := onlineSetup(t, time.Minute, "orders:api", "s3cret with spaces & symbols")
+	is, f, v, key, _ := onlineSetup(t, time.Minute, "orders:api", "s3cret with spaces & symbols")
 	h := v.OnlineMiddleware(echoSubject)
 	active := key.sign(t, claims(is.url()))
 	revoked := key.sign(t, with(claims(is.url()), "jti", "revoked"))

@@ -176,12 +176,13 @@ type remoteKeys struct {
 	log        *slog.Logger
 	keys       *atomic.Pointer[keySet]
 	minRefetch time.Duration
+	clock      clock
 
 	group singleflight.Group
-	// epoch is a monotonic base; lastFetch is the time since it at which
-	// the last fetch attempt ended, successful or not, in nanoseconds.
-	epoch     time.Time
-	lastFetch atomic.Int64
+	// lastFetch is when the last fetch attempt ended, successful or not, on
+	// clock; nil before the first. fetch stores it before it installs a new
+	// set, so whoever sees the set also sees its time.
+	lastFetch atomic.Pointer[time.Time]
 }
 
 // fetchResult is what a fetch attempt shares with every waiting caller.
@@ -194,13 +195,14 @@ type fetchResult struct {
 // Cache-Control asks for, bounded to [1m, 24h]. On failure the current set
 // stays in place.
 func (r *remoteKeys) fetch(ctx context.Context) (time.Duration, error) {
-	defer func() { r.lastFetch.Store(int64(time.Since(r.epoch))) }()
 	cur := r.keys.Load()
 	var etag string
 	if cur != nil {
 		etag = cur.etag
 	}
 	resp, err := get(ctx, r.client, r.url, etag, maxKeySetBytes)
+	end := r.clock.now()
+	r.lastFetch.Store(&end)
 	if err != nil {
 		return 0, fmt.Errorf("verify: fetch key set: %w", err)
 	}
@@ -249,7 +251,7 @@ func (r *remoteKeys) refetch(ctx context.Context) (*keySet, error) {
 
 func (r *remoteKeys) recent() bool {
 	last := r.lastFetch.Load()
-	return last != 0 && time.Since(r.epoch)-time.Duration(last) < r.minRefetch
+	return last != nil && r.clock.now().Sub(*last) < r.minRefetch
 }
 
 // run refreshes the key set on schedule until ctx ends. After a failure it
@@ -257,13 +259,11 @@ func (r *remoteKeys) recent() bool {
 func (r *remoteKeys) run(ctx context.Context, interval time.Duration) {
 	retry := r.minRefetch
 	wait := interval
-	timer := time.NewTimer(jitter(wait))
-	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-r.clock.after(jitter(wait)):
 		}
 		// DoChan, not Do: Close must not wait for a refetch in flight.
 		ch := r.group.DoChan("jwks", func() (any, error) {
@@ -294,7 +294,6 @@ func (r *remoteKeys) run(ctx context.Context, interval time.Duration) {
 				wait = minRefresh
 			}
 		}
-		timer.Reset(jitter(wait))
 	}
 }
 

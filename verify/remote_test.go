@@ -173,10 +173,10 @@ func TestUnknownKidFlood(t *testing.T) {
 	if n := wrongErr.Load(); n != 0 {
 		t.Errorf("%d bogus-kid tokens failed with an error other than ErrUnknownKey", n)
 	}
-	// The fetch of New, and at most one refetch: the first bogus kids come
-	// within MinRefetchInterval of New's fetch, so there should be none.
-	if n := is.jwksHits.Load(); n > 2 {
-		t.Errorf("JWKS fetched %d times for 1000 bogus kids; want at most 2", n)
+	// The test clock has not moved since New's fetch: every bogus kid came
+	// within MinRefetchInterval of it, so none may cause a refetch.
+	if n := is.jwksHits.Load(); n != 1 {
+		t.Errorf("JWKS fetched %d times for 1000 bogus kids; want 1 (New's)", n)
 	}
 	if _, err := v.Verify(t.Context(), key.sign(t, claims(is.url()))); err != nil {
 		t.Errorf("Verify(good token after the flood) = %v; want nil", err)
@@ -186,9 +186,21 @@ func TestUnknownKidFlood(t *testing.T) {
 func TestUnknownKidFloodAfterInterval(t *testing.T) {
 	key := newKey(t, "ES256", "k1")
 	is := newIssuer(t, jwks(t, key.jwk()))
-	v := newVerifier(t, is, verify.Config{MinRefetchInterval: 500 * time.Millisecond})
+	const interval = 500 * time.Millisecond
+	v, clk := newVerifierClock(t, is, verify.Config{MinRefetchInterval: interval})
 	bogus := newKey(t, "ES256", "bogus").sign(t, claims(is.url()))
-	time.Sleep(600 * time.Millisecond)
+
+	// Just inside MinRefetchInterval of New's fetch: no refetch.
+	clk.Advance(interval - time.Millisecond)
+	if _, err := v.Verify(t.Context(), bogus); !errors.Is(err, verify.ErrUnknownKey) {
+		t.Fatalf("Verify(bogus kid, within the interval) = %v; want ErrUnknownKey", err)
+	}
+	if n := is.jwksHits.Load(); n != 1 {
+		t.Fatalf("JWKS fetched %d times within MinRefetchInterval of New; want 1", n)
+	}
+
+	// Once it has passed, a burst shares one refetch.
+	clk.Advance(time.Millisecond)
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
@@ -198,9 +210,9 @@ func TestUnknownKidFloodAfterInterval(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// New's fetch, then one refetch shared by the whole burst (a burst
-	// slower than 500ms on a loaded machine could add one more).
-	if n := is.jwksHits.Load(); n < 2 || n > 3 {
+	// New's fetch, then one refetch shared by the whole burst: the clock
+	// stands still, so the burst cannot outlast the interval.
+	if n := is.jwksHits.Load(); n != 2 {
 		t.Errorf("JWKS fetched %d times; want 2 (New, one shared refetch)", n)
 	}
 }
@@ -209,13 +221,13 @@ func TestKeyRotation(t *testing.T) {
 	oldKey := newKey(t, "ES256", "2026-01")
 	newK := newKey(t, "RS256", "2026-02")
 	is := newIssuer(t, jwks(t, oldKey.jwk()))
-	v := newVerifier(t, is, verify.Config{MinRefetchInterval: 50 * time.Millisecond})
+	v, clk := newVerifierClock(t, is, verify.Config{MinRefetchInterval: 50 * time.Millisecond})
 
 	if _, err := v.Verify(t.Context(), oldKey.sign(t, claims(is.url()))); err != nil {
 		t.Fatalf("Verify(old key) = %v", err)
 	}
 	is.setJWKS(jwks(t, oldKey.jwk(), newK.jwk()))
-	time.Sleep(60 * time.Millisecond)
+	clk.Advance(60 * time.Millisecond)
 	before := is.jwksHits.Load()
 	for range 5 {
 		if _, err := v.Verify(t.Context(), newK.sign(t, claims(is.url()))); err != nil {
@@ -231,7 +243,7 @@ func TestKeyRotation(t *testing.T) {
 
 	// The old key is retired: a refetch (caused by another unknown kid) drops it.
 	is.setJWKS(jwks(t, newK.jwk()))
-	time.Sleep(60 * time.Millisecond)
+	clk.Advance(60 * time.Millisecond)
 	if _, err := v.Verify(t.Context(), newKey(t, "ES256", "unknown").sign(t, claims(is.url()))); !errors.Is(err, verify.ErrUnknownKey) {
 		t.Fatalf("Verify(unknown) = %v; want ErrUnknownKey", err)
 	}
@@ -243,8 +255,8 @@ func TestKeyRotation(t *testing.T) {
 func TestConditionalRefetch(t *testing.T) {
 	key := newKey(t, "ES256", "k1")
 	is := newIssuer(t, jwks(t, key.jwk()))
-	v := newVerifier(t, is, verify.Config{MinRefetchInterval: 20 * time.Millisecond})
-	time.Sleep(30 * time.Millisecond)
+	v, clk := newVerifierClock(t, is, verify.Config{MinRefetchInterval: 20 * time.Millisecond})
+	clk.Advance(30 * time.Millisecond)
 	if _, err := v.Verify(t.Context(), newKey(t, "ES256", "other").sign(t, claims(is.url()))); !errors.Is(err, verify.ErrUnknownKey) {
 		t.Fatalf("Verify(unknown kid) = %v; want ErrUnknownKey", err)
 	}
@@ -259,14 +271,14 @@ func TestConditionalRefetch(t *testing.T) {
 func TestIssuerUnreachableAfterWarmUp(t *testing.T) {
 	key := newKey(t, "EdDSA", "k1")
 	is := newIssuer(t, jwks(t, key.jwk()))
-	v := newVerifier(t, is, verify.Config{MinRefetchInterval: 10 * time.Millisecond})
+	v, clk := newVerifierClock(t, is, verify.Config{MinRefetchInterval: 10 * time.Millisecond})
 	token := key.sign(t, claims(is.url()))
 	if _, err := v.Verify(t.Context(), token); err != nil {
 		t.Fatalf("Verify(warm-up) = %v", err)
 	}
 
 	is.down.Store(true)
-	time.Sleep(20 * time.Millisecond)
+	clk.Advance(20 * time.Millisecond)
 	// A refetch against the failing issuer keeps the last good set.
 	_, err := v.Verify(t.Context(), newKey(t, "EdDSA", "new").sign(t, claims(is.url())))
 	if !errors.Is(err, verify.ErrUnknownKey) || !errors.Is(err, verify.ErrUnavailable) {
@@ -277,7 +289,7 @@ func TestIssuerUnreachableAfterWarmUp(t *testing.T) {
 	}
 
 	is.srv.Close() // now not even listening
-	time.Sleep(20 * time.Millisecond)
+	clk.Advance(20 * time.Millisecond)
 	if _, err := v.Verify(t.Context(), newKey(t, "EdDSA", "new2").sign(t, claims(is.url()))); !errors.Is(err, verify.ErrUnknownKey) {
 		t.Errorf("Verify(unknown kid, issuer gone) = %v; want ErrUnknownKey", err)
 	}
@@ -298,8 +310,7 @@ func TestKeyHeadersNeverFollowed(t *testing.T) {
 		_, _ = w.Write(jwks(t, attacker.jwk()))
 	}))
 	defer evil.Close()
-	v := newVerifier(t, is, verify.Config{MinRefetchInterval: time.Millisecond})
-	time.Sleep(5 * time.Millisecond)
+	v, clk := newVerifierClock(t, is, verify.Config{MinRefetchInterval: time.Millisecond})
 
 	attackerJWK, err := json.Marshal(attacker.jwk())
 	if err != nil {
@@ -318,6 +329,7 @@ func TestKeyHeadersNeverFollowed(t *testing.T) {
 		{"jwk and a known kid", attacker.rawSign(t, map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": "k1", "jwk": embedded}, claims(is.url()))},
 	}
 	for _, tc := range forged {
+		clk.Advance(time.Millisecond) // each token may cause a refetch
 		if c, err := v.Verify(t.Context(), tc.token); err == nil {
 			t.Errorf("Verify(%s) = %+v; want an error", tc.name, c)
 		}
@@ -325,15 +337,26 @@ func TestKeyHeadersNeverFollowed(t *testing.T) {
 	if n := evilHits.Load(); n != 0 {
 		t.Errorf("the server named in jku/x5u was contacted %d times; want 0", n)
 	}
+	// The three tokens with the attacker's kid each caused a refetch, from
+	// the issuer's jwks_uri only.
+	if n := is.jwksHits.Load(); n != 4 {
+		t.Errorf("JWKS fetched %d times; want 4 (New's, and one per unknown kid)", n)
+	}
 }
 
 func TestConcurrentVerifyDuringRotation(t *testing.T) {
 	keys := []*testKey{newKey(t, "ES256", "a"), newKey(t, "EdDSA", "b"), newKey(t, "ES256", "c")}
 	is := newIssuer(t, jwks(t, keys[0].jwk()))
-	v := newVerifier(t, is, verify.Config{MinRefetchInterval: time.Millisecond})
+	v, clk := newVerifierClock(t, is, verify.Config{MinRefetchInterval: time.Millisecond})
 	tokens := make([]string, len(keys))
 	for i, k := range keys {
 		tokens[i] = k.sign(t, claims(is.url()))
+	}
+	// verified[i] is closed once a verifying goroutine has accepted tokens[i].
+	verified := make([]chan struct{}, len(keys))
+	once := make([]sync.Once, len(keys))
+	for i := range verified {
+		verified[i] = make(chan struct{})
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -345,21 +368,37 @@ func TestConcurrentVerifyDuringRotation(t *testing.T) {
 					return
 				default:
 				}
-				_, err := v.Verify(t.Context(), tokens[(g+i)%len(tokens)])
+				k := (g + i) % len(tokens)
+				_, err := v.Verify(t.Context(), tokens[k])
 				if err != nil && !errors.Is(err, verify.ErrUnknownKey) {
 					t.Errorf("Verify = %v; want nil or ErrUnknownKey", err)
 					return
 				}
+				if err == nil {
+					once[k].Do(func() { close(verified[k]) })
+				}
 			}
 		})
 	}
-	for i := 1; i <= len(keys); i++ {
+	// Publish one more key at a time while the goroutines verify; each new
+	// key must be picked up by a refetch that an unknown kid causes once the
+	// interval has passed. (A step that published nothing new would have no
+	// event to wait for, and a refetch still in flight could then stamp its
+	// end with the next step's time and hold the next refetch back.)
+	for i := 2; i <= len(keys); i++ {
 		set := make([]jose.JSONWebKey, 0, i)
 		for _, k := range keys[:i] {
 			set = append(set, k.jwk())
 		}
 		is.setJWKS(jwks(t, set...))
-		time.Sleep(20 * time.Millisecond)
+		clk.Advance(time.Millisecond)
+		select {
+		case <-verified[i-1]:
+		case <-time.After(10 * time.Second):
+			close(stop)
+			wg.Wait()
+			t.Fatalf("token of key %d never verified during the rotation", i-1)
+		}
 	}
 	close(stop)
 	wg.Wait()

@@ -69,7 +69,9 @@ type Config struct {
 	// caused by an unknown kid (10s when zero), so that a flood of tokens with
 	// made-up kids cannot hammer the authorization server.
 	MinRefetchInterval time.Duration
-	// Now is the clock for exp, nbf and iat; time.Now when nil.
+	// Now is the clock for exp, nbf and iat; time.Now when nil. It is used
+	// for nothing else: MinRefetchInterval, the key-set refresh and the
+	// introspection cache always run on the real clock.
 	Now func() time.Time
 	// Logger receives refresh failures and rejected tokens (never the token
 	// itself). Nothing is logged when nil.
@@ -97,7 +99,8 @@ type Verifier struct {
 	realm    string
 	allowed  algSet
 	leeway   time.Duration
-	now      func() time.Time
+	now      func() time.Time // Config.Now: for exp, nbf and iat only
+	clock    clock            // for the caches and the refresh schedule
 	log      *slog.Logger
 
 	keys   atomic.Pointer[keySet]
@@ -115,7 +118,11 @@ type Verifier struct {
 // first fetches. New fails when the issuer cannot be reached: the caller
 // decides whether to retry or exit.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
-	v, err := newVerifier(cfg)
+	return newRemote(ctx, cfg, realClock)
+}
+
+func newRemote(ctx context.Context, cfg Config, clk clock) (*Verifier, error) {
+	v, err := newVerifier(cfg, clk)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		log:        v.log,
 		keys:       &v.keys,
 		minRefetch: minRefetch,
-		epoch:      time.Now(),
+		clock:      v.clock,
 	}
 	interval, err := v.remote.fetch(ctx)
 	if err != nil {
@@ -161,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 // discovery, no refresh; a token with an unknown kid fails with ErrUnknownKey.
 // Online mode needs Config.IntrospectionEndpoint.
 func NewStatic(cfg Config, jwks []byte) (*Verifier, error) {
-	v, err := newVerifier(cfg)
+	v, err := newVerifier(cfg, realClock)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +187,7 @@ func NewStatic(cfg Config, jwks []byte) (*Verifier, error) {
 	return v, nil
 }
 
-func newVerifier(cfg Config) (*Verifier, error) {
+func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 	var problems []error
 	if cfg.Issuer == "" {
 		problems = append(problems, errors.New("verify: Config.Issuer is required"))
@@ -237,6 +244,7 @@ func newVerifier(cfg Config) (*Verifier, error) {
 		allowed:  allowed,
 		leeway:   leeway,
 		now:      now,
+		clock:    clk,
 		log:      log,
 	}, nil
 }
