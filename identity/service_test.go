@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +28,21 @@ type hookStore struct {
 	storage.Store
 	failOutbox error // AppendOutbox returns it
 	failLookup error // GetUserByLogin returns it
+
+	mu    sync.Mutex
+	calls []string // the store methods called, when not nil
+}
+
+func (h *hookStore) called(method string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls != nil {
+		h.calls = append(h.calls, method)
+	}
 }
 
 func (h *hookStore) AppendOutbox(ctx context.Context, e storage.OutboxEvent) error {
+	h.called("AppendOutbox")
 	if h.failOutbox != nil {
 		return h.failOutbox
 	}
@@ -37,10 +50,26 @@ func (h *hookStore) AppendOutbox(ctx context.Context, e storage.OutboxEvent) err
 }
 
 func (h *hookStore) GetUserByLogin(ctx context.Context, login string) (storage.User, error) {
+	h.called("GetUserByLogin")
 	if h.failLookup != nil {
 		return storage.User{}, h.failLookup
 	}
 	return h.Store.GetUserByLogin(ctx, login)
+}
+
+func (h *hookStore) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	h.called("UpdateUser")
+	return h.Store.UpdateUser(ctx, id, fn)
+}
+
+func (h *hookStore) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	h.called("InTx")
+	return h.Store.InTx(ctx, fn)
+}
+
+func (h *hookStore) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
+	h.called("AppendAudit")
+	return h.Store.AppendAudit(ctx, e)
 }
 
 type fixture struct {

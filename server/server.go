@@ -167,8 +167,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 func (s *Server) routes() {
 	r := mux.NewRouter()
 	r.Use(s.observe, s.secure, s.checkInput)
-	r.NotFoundHandler = s.observe(s.secure(s.fallback(http.StatusNotFound, "No such resource.")))
-	r.MethodNotAllowedHandler = s.observe(s.secure(s.allow(s.fallback(http.StatusMethodNotAllowed, "Method not allowed."))))
+	// Both go through unrouted: gorilla/mux v1.8.1 answers some method
+	// mismatches as not found (a later route of a subrouter clears the
+	// mismatch), and never sets Allow.
+	r.NotFoundHandler = s.observe(s.secure(s.unrouted()))
+	r.MethodNotAllowedHandler = r.NotFoundHandler
 
 	r.Handle("/.well-known/oauth-authorization-server", s.serveDocument(func() document { return s.discovery }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/openid-configuration", s.serveDocument(func() document { return s.oidc }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
@@ -222,15 +225,20 @@ func (s *Server) routes() {
 	slices.Sort(s.methods)
 }
 
-// allow sets the Allow header of a 405 answer (RFC 9110 §15.5.6), which
-// gorilla/mux leaves out: the methods some route of the router accepts for
-// the request's path.
-func (s *Server) allow(next http.Handler) http.Handler {
+// unrouted answers a request no route took: 405 with Allow listing the
+// methods the router routes for its path (RFC 9110 §15.5.6) when there are
+// some, else 404.
+func (s *Server) unrouted() http.Handler {
+	notFound := s.fallback(http.StatusNotFound, "No such resource.")
+	notAllowed := s.fallback(http.StatusMethodNotAllowed, "Method not allowed.")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if allowed := s.allowedMethods(r); len(allowed) > 0 {
-			w.Header().Set("Allow", strings.Join(allowed, ", "))
+		allowed := s.allowedMethods(r)
+		if len(allowed) == 0 {
+			notFound.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		notAllowed.ServeHTTP(w, r)
 	})
 }
 

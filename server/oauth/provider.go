@@ -169,6 +169,10 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	ctx := withReqInfo(r.Context(), ri)
 	sess := &Session{}
 	ar, err := p.fosite.NewAccessRequest(ctx, r, sess)
+	if errors.Is(err, fosite.ErrTokenSignatureMismatch) {
+		// A refresh token whose key does not match its stored signature.
+		err = fosite.ErrInvalidGrant.WithHint("The refresh token is malformed or not valid.")
+	}
 	if err != nil {
 		p.writeError(w, r, err)
 		return
@@ -286,11 +290,18 @@ func (s *refreshStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Req
 	return refreshTokenPrefix + token, sig, nil
 }
 
-// ValidateRefreshToken checks token's HMAC and r's refresh expiry.
+// ValidateRefreshToken checks token's HMAC and r's refresh expiry. Any
+// failure but expiry is ErrTokenSignatureMismatch, which the token endpoint
+// answers as invalid_grant, as it answers an unknown token (fosite would say
+// invalid_request).
 func (s *refreshStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
 	t, ok := trimRefreshPrefix(token)
 	if !ok {
-		return fosite.ErrInvalidTokenFormat
+		return fosite.ErrTokenSignatureMismatch
 	}
-	return s.HMACSHAStrategyUnPrefixed.ValidateRefreshToken(ctx, r, t)
+	err := s.HMACSHAStrategyUnPrefixed.ValidateRefreshToken(ctx, r, t)
+	if err == nil || errors.Is(err, fosite.ErrTokenExpired) {
+		return err
+	}
+	return fosite.ErrTokenSignatureMismatch.WithWrap(err)
 }
