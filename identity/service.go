@@ -100,7 +100,8 @@ type Service struct {
 }
 
 // NewService returns a service on store that records events with rec. It
-// computes one argon2id hash (the dummy verified for unknown users).
+// computes one argon2id hash (the dummy verified for unknown users) and one
+// bcrypt hash of the lowest cost (the dummy of the bcrypt padding).
 func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 	s := &Service{
 		store:     store,

@@ -3,7 +3,6 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,10 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/authd/authd/storage"
 )
 
 // cpuTime is the process's user+system CPU time: unlike wall time it does not
