@@ -44,6 +44,9 @@ type ClientCache struct {
 	unknown map[string]time.Time // id -> when to ask the store again
 }
 
+// errUnknownClient answers an id remembered as unknown.
+var errUnknownClient = fmt.Errorf("oauth: client %w (cached)", storage.ErrNotFound)
+
 type cachedClient struct {
 	c       storage.Client
 	expires time.Time
@@ -80,7 +83,7 @@ func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client
 	case ok && now.Before(e.expires):
 		return e.c, nil
 	case gone && now.Before(until):
-		return storage.Client{}, fmt.Errorf("oauth: client %w (cached)", storage.ErrNotFound)
+		return storage.Client{}, errUnknownClient
 	}
 	c, err := cc.Store.GetClient(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {

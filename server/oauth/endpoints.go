@@ -48,6 +48,10 @@ func (p *Provider) parseForm(w http.ResponseWriter, r *http.Request) bool {
 			return false
 		}
 		if !formValueOK(k, v[0]) {
+			if k == "scope" { // RFC 6749 §5.2: a malformed scope is invalid_scope
+				p.writeError(w, r, fosite.ErrInvalidScope.WithHint("The scope parameter is malformed or too long."))
+				return false
+			}
 			p.writeError(w, r, fosite.ErrInvalidRequest.WithHintf("The parameter %q is malformed or too long.", safeParam(k)))
 			return false
 		}
