@@ -648,7 +648,7 @@ func (f *fixture) testBadInput(t *testing.T) {
 		{"no client auth", "POST", "/oauth2/token", "", form, nil, nil, 401, "invalid_client"},
 		{"client assertion", "POST", "/oauth2/token", "", form + "&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=x.y.z", nil, nil, 400, "invalid_request"},
 		{"GET token", "GET", "/oauth2/token", "", "", nil, nil, 405, "invalid_request"},
-		{"refresh without token", "POST", "/oauth2/token", "", "grant_type=refresh_token", &f.app, nil, 400, "invalid_grant"},
+		{"refresh without token", "POST", "/oauth2/token", "", "grant_type=refresh_token", &f.app, nil, 400, "invalid_request"},
 		{"password without password", "POST", "/oauth2/token", "", "grant_type=password&username=alice", &f.app, nil, 400, "invalid_request"},
 		{"scope wrong type", "POST", "/oauth2/token", "", form + "&scope=%00%01", &f.cc, nil, 400, "invalid_scope"},
 		{"bad percent encoding", "POST", "/oauth2/token", "", "grant_type=%zz", &f.cc, nil, 400, "invalid_request"},

@@ -38,7 +38,7 @@ func TestWithRealAuthd(t *testing.T) {
 	)
 	runCmd(t, env, "", authd, "migrate", "up")
 	runCmd(t, env, "", authd, "clients", "create", "--id", "orders-cli", "--secret", "orders-cli-secret-0123456789abcdef0123",
-		"--grant-types", "password,refresh_token", "--scopes", "openid profile", "--audience", "orders")
+		"--grant-types", "password,refresh_token", "--scopes", "openid profile", "--audience", "orders,"+issuer) // the issuer: its tokens also call authd's API (logout)
 	runCmd(t, env, "", authd, "clients", "create", "--id", "orders-rs", "--secret", "orders-rs-secret-0123456789abcdef01234",
 		"--grant-types", "client_credentials", "--introspect")
 	runCmd(t, env, "chief of everything 42\n", authd, "users", "create", "--username", "boss", "--email", "boss@example.org", "--password-stdin", "--role", "admin")
@@ -191,7 +191,7 @@ func call(t *testing.T, method, u, token, body string) (int, string) {
 
 func login(t *testing.T, issuer, user, pass string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "audience": {"orders"}}
+	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "audience": {"orders " + issuer}} // for orders, and for authd (logout)
 	req, _ := http.NewRequest("POST", issuer+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("orders-cli", "orders-cli-secret-0123456789abcdef0123")
