@@ -68,7 +68,7 @@ func (s *Service) target(a attempt) string {
 
 // reserve looks the user up and counts the attempt, or decides that its
 // password will not be checked (unknown user, disabled or locked account).
-// Every path runs the same statements: one lookup and one UpdateUser.
+// Every path runs the same statements: one lookup and one update.
 func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 	// No username or email is longer than an email may be: such a login is
 	// looked up as "", which matches no one, at the cost of any lookup.
@@ -83,7 +83,10 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 		return attempt{}, err
 	}
 	a := attempt{encoded: s.dummy, refused: ReasonUnknownUser}
-	_, err := s.store.UpdateUser(ctx, id, func(x *storage.User) error {
+	// The reservation need not wait for the disk: settle's commit, which
+	// does, makes it durable before the attempt's outcome is told. So every
+	// path, unknown users' too, waits for one flush.
+	_, err := s.store.UpdateUserAsyncCommit(ctx, id, func(x *storage.User) error {
 		a = attempt{userID: x.ID, encoded: s.dummy}
 		now := s.now()
 		if !x.LockedUntil.IsZero() && !x.LockedUntil.After(now) {

@@ -62,6 +62,11 @@ func (h *hookStore) UpdateUser(ctx context.Context, id string, fn func(*storage.
 	return h.Store.UpdateUser(ctx, id, fn)
 }
 
+func (h *hookStore) UpdateUserAsyncCommit(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	h.called("UpdateUserAsyncCommit")
+	return h.Store.UpdateUserAsyncCommit(ctx, id, fn)
+}
+
 func (h *hookStore) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	h.called("InTx")
 	return h.Store.InTx(ctx, fn)

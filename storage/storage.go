@@ -237,6 +237,14 @@ type Users interface {
 	// so that a miss costs the round trips a hit costs: the login path uses
 	// it for unknown users. Inside a transaction a miss leaves it usable.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
+	// UpdateUserAsyncCommit is UpdateUser whose own transaction commits
+	// without waiting for the write to reach the disk (PostgreSQL's
+	// asynchronous commit; SQLite in WAL mode never waits). The change is
+	// visible at once; a database crash may lose it, until any later commit
+	// that does wait makes it durable. Inside a caller's transaction it is
+	// UpdateUser. The login path counts attempts with it: the transaction
+	// that settles an attempt waits, so every path pays one disk flush.
+	UpdateUserAsyncCommit(ctx context.Context, id string, fn func(*User) error) (User, error)
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsers pages through users ordered by id; Query matches a substring
 	// of username or email, case-insensitively.

@@ -106,6 +106,33 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 	return u, nil
 }
 
+// qBeginAsyncCommit begins a transaction whose commit does not wait for the
+// WAL flush; sent in one round trip (simple protocol, no arguments).
+const qBeginAsyncCommit = `BEGIN; SET LOCAL synchronous_commit TO off`
+
+// UpdateUserAsyncCommit is UpdateUser in a transaction of its own with
+// synchronous_commit off: the commit returns before the WAL is flushed, so
+// a crash may lose it, but the next synchronous commit flushes it too (the
+// WAL is flushed in order). Inside a transaction it is UpdateUser.
+func (s *Store) UpdateUserAsyncCommit(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	if s.tx(ctx) != nil {
+		return s.UpdateUser(ctx, id, fn)
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: qBeginAsyncCommit})
+	if err != nil {
+		return storage.User{}, wrap("update user: begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	u, err := s.UpdateUser(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx}), id, fn)
+	if err != nil {
+		return storage.User{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return storage.User{}, wrap("update user: commit", err)
+	}
+	return u, nil
+}
+
 // DeleteUser deletes the user; ErrNotFound if there was none.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	tag, err := s.q(ctx).Exec(ctx, qDeleteUser, id)

@@ -109,6 +109,12 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 	return u, nil
 }
 
+// UpdateUserAsyncCommit is UpdateUser: in WAL mode with synchronous=NORMAL
+// a commit never waits for the disk (a power loss may lose the last ones).
+func (s *Store) UpdateUserAsyncCommit(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	return s.UpdateUser(ctx, id, fn)
+}
+
 // DeleteUser deletes the user; ErrNotFound if there was none.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return wrap("delete user", affected(s.q(ctx).ExecContext(ctx, qDeleteUser, id)))

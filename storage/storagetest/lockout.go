@@ -12,9 +12,9 @@ import (
 )
 
 // testLockout checks what the login lockout (identity.Authenticate) relies
-// on: the lockout columns round-trip, UpdateUser serialises concurrent
-// read-modify-writes of them exactly, and a miss inside a transaction
-// leaves the transaction usable.
+// on: the lockout columns round-trip, UpdateUserAsyncCommit behaves as
+// UpdateUser and serialises concurrent read-modify-writes of them exactly,
+// and a miss of UpdateUser inside a transaction leaves it usable.
 func testLockout(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 
@@ -93,6 +93,47 @@ func testLockout(t *testing.T, s storage.Store) {
 		checkUser(t, "another user after a miss", got, other)
 	})
 
+	// UpdateUserAsyncCommit is UpdateUser with a commit that does not wait
+	// for the disk: visible at once, joining a caller's transaction.
+	t.Run("AsyncCommit", func(t *testing.T) {
+		u := newUser("lockasync")
+		mustNil(t, "CreateUser", s.CreateUser(ctx, u))
+		got, err := s.UpdateUserAsyncCommit(ctx, u.ID, func(v *storage.User) error {
+			checkUser(t, "UpdateUserAsyncCommit's fn argument", *v, u)
+			v.FailedLogins, v.PendingLogins = 1, 1
+			return nil
+		})
+		mustNil(t, "UpdateUserAsyncCommit", err)
+		if got.FailedLogins != 1 || got.PendingLogins != 1 || !got.UpdatedAt.After(u.UpdatedAt) {
+			t.Errorf("UpdateUserAsyncCommit = %+v; want failed 1, pending 1, UpdatedAt now", got)
+		}
+		stored, err := s.GetUser(ctx, u.ID)
+		mustNil(t, "GetUser", err)
+		if stored.FailedLogins != 1 || stored.PendingLogins != 1 {
+			t.Errorf("GetUser after UpdateUserAsyncCommit: failed=%d pending=%d; want 1, 1", stored.FailedLogins, stored.PendingLogins)
+		}
+
+		fnErr := errors.New("fn failed")
+		_, err = s.UpdateUserAsyncCommit(ctx, u.ID, func(v *storage.User) error { v.FailedLogins = 99; return fnErr })
+		wantErr(t, "UpdateUserAsyncCommit(fn fails)", err, fnErr)
+		called := false
+		_, err = s.UpdateUserAsyncCommit(ctx, uid("missing"), func(*storage.User) error { called = true; return nil })
+		wantErr(t, "UpdateUserAsyncCommit(missing)", err, storage.ErrNotFound)
+		if called {
+			t.Error("UpdateUserAsyncCommit(missing) called fn")
+		}
+
+		// In a transaction that rolls back, it rolls back too.
+		txCtx, err := s.BeginTx(ctx)
+		mustNil(t, "BeginTx", err)
+		_, err = s.UpdateUserAsyncCommit(txCtx, u.ID, func(v *storage.User) error { v.FailedLogins = 7; return nil })
+		mustNil(t, "UpdateUserAsyncCommit(in tx)", err)
+		mustNil(t, "Rollback", s.Rollback(txCtx))
+		if stored, err := s.GetUser(ctx, u.ID); err != nil || stored.FailedLogins != 1 {
+			t.Errorf("after a rolled-back UpdateUserAsyncCommit: failed=%d, %v; want 1", stored.FailedLogins, err)
+		}
+	})
+
 	// 64 concurrent reservations of one account with a threshold of 5: the
 	// row lock lets exactly 5 count, and exactly one of them sets the lock.
 	t.Run("ConcurrentReservations", func(t *testing.T) {
@@ -106,7 +147,7 @@ func testLockout(t *testing.T, s storage.Store) {
 		var counted, setLock, alone atomic.Int32
 		errs := parallel(n, func(int) error {
 			var c, l, a bool
-			_, err := s.UpdateUser(ctx, u.ID, func(v *storage.User) error {
+			_, err := s.UpdateUserAsyncCommit(ctx, u.ID, func(v *storage.User) error {
 				c, l, a = false, false, false // fn may run again if the store retries
 				if !v.LockedUntil.IsZero() {
 					return nil
