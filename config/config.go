@@ -58,6 +58,9 @@ type Config struct {
 	AccessTokenTTL   time.Duration
 	RefreshTokenTTL  time.Duration // lifetime of one refresh token
 	RefreshFamilyTTL time.Duration // absolute lifetime of a refresh family, however often it rotates
+	// RefreshReuseInterval: a refresh token presented again within it, before
+	// its successor is used, answers the same successor; 0 is strict.
+	RefreshReuseInterval time.Duration
 
 	LockoutThreshold     int           // consecutive failed logins before a lock; 0 turns lockout off
 	LockoutDuration      time.Duration // how long a lock lasts
@@ -86,6 +89,7 @@ func Defaults() Config {
 		AccessTokenTTL:       15 * time.Minute,
 		RefreshTokenTTL:      720 * time.Hour,
 		RefreshFamilyTTL:     2160 * time.Hour,
+		RefreshReuseInterval: 10 * time.Second,
 		LockoutThreshold:     5,
 		LockoutDuration:      15 * time.Minute,
 		RateLimitTokenPerMin: 60,
@@ -236,6 +240,11 @@ func (c Config) Validate() error {
 		bad("AUTHD_REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
 	} else if c.AccessTokenTTL > 0 && c.RefreshTokenTTL < c.AccessTokenTTL {
 		bad("AUTHD_REFRESH_TOKEN_TTL", "must not be shorter than AUTHD_ACCESS_TOKEN_TTL (%s < %s)", c.RefreshTokenTTL, c.AccessTokenTTL)
+	}
+	if c.RefreshReuseInterval < 0 {
+		bad("AUTHD_REFRESH_REUSE_INTERVAL", "must not be negative (0 is strict), got %s", c.RefreshReuseInterval)
+	} else if c.RefreshReuseInterval > time.Minute {
+		bad("AUTHD_REFRESH_REUSE_INTERVAL", "must be at most 1m (a longer window only helps a thief), got %s", c.RefreshReuseInterval)
 	}
 	if c.RefreshFamilyTTL <= 0 {
 		bad("AUTHD_REFRESH_FAMILY_TTL", "must be positive, got %s", c.RefreshFamilyTTL)

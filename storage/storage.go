@@ -273,9 +273,17 @@ type RefreshTokens interface {
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// GetRefreshToken returns the token whatever its state; callers check Active.
 	GetRefreshToken(ctx context.Context, signatureHash string) (RefreshToken, error)
-	// RotateRefreshToken deactivates the token only if it is still active; it
-	// returns ErrNotFound when it changed nothing (someone else rotated it).
-	RotateRefreshToken(ctx context.Context, signatureHash string) error
+	// RotateRefreshToken replaces the active token oldHash by next in one
+	// atomic step: oldHash is deactivated, remembering next as its successor
+	// and the database's time, and next is stored. Of concurrent calls for one
+	// token one rotates. Any other call succeeds without writing only when
+	// grace > 0, it names the same successor, the rotation happened less than
+	// grace ago (database clock) and the successor is still active: rotation
+	// is idempotent. Otherwise it writes nothing and returns ErrNotFound.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, grace time.Duration) error
+	// InRotationGrace reports whether the token was rotated less than grace
+	// ago (database clock) and its successor is still active.
+	InRotationGrace(ctx context.Context, signatureHash string, grace time.Duration) (bool, error)
 	DeleteRefreshToken(ctx context.Context, signatureHash string) error
 	// RevokeRefreshFamily deactivates every token of the family.
 	RevokeRefreshFamily(ctx context.Context, familyID string) error

@@ -157,7 +157,8 @@ func (d *deps) provider(clientIP func(*http.Request) string) (*oauth.Provider, e
 	secret, old := secretBytes(d.cfg)
 	return oauth.New(oauth.Options{
 		Issuer: d.cfg.Issuer, AccessTokenTTL: d.cfg.AccessTokenTTL, RefreshTokenTTL: d.cfg.RefreshTokenTTL,
-		RefreshFamilyTTL: d.cfg.RefreshFamilyTTL, Secret: secret, OldSecrets: old,
+		RefreshFamilyTTL: d.cfg.RefreshFamilyTTL, RefreshReuseInterval: d.cfg.RefreshReuseInterval,
+		Secret: secret, OldSecrets: old,
 		Store: d.store, Denylist: d.denylist, Signer: d.keys, Auth: d.identity, Recorder: d.recorder,
 		Hasher: d.hasher, Logger: d.log, ClientIP: clientIP,
 	})

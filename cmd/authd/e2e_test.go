@@ -491,50 +491,72 @@ func (f *fixture) testRefreshReuse(t *testing.T) {
 	if code, m := f.refresh(f.public, rt2); code != http.StatusBadRequest && code != http.StatusUnauthorized {
 		t.Errorf("refresh by another client: %d %v", code, m)
 	}
-	// Reuse of rt1 fails and kills the family, rt2 included, and its access tokens.
+	// Presented again before rt2 is used (a lost response), rt1 answers rt2
+	// again, with a fresh access token.
+	code, again := f.refresh(f.app, rt1)
+	if code != http.StatusOK || str(again, "refresh_token") != rt2 || str(again, "access_token") == at2 {
+		t.Fatalf("retry of rt1 within the reuse interval: %d, same successor %v; want 200 and rt2 again", code, str(again, "refresh_token") == rt2)
+	}
+	// Once rt2 is used, rt1 is reuse: it fails and kills the family, the
+	// newest refresh token included, and its access tokens.
+	code, m3 := f.refresh(f.app, rt2)
+	if code != http.StatusOK {
+		t.Fatalf("refresh of rt2: %d %v", code, m3)
+	}
+	rt3, at3 := str(m3, "refresh_token"), str(m3, "access_token")
 	if code, m := f.refresh(f.app, rt1); code != http.StatusBadRequest || str(m, "error") != "invalid_grant" {
 		t.Errorf("reuse: %d %v; want 400 invalid_grant", code, m)
 	}
-	if code, m := f.refresh(f.app, rt2); code != http.StatusBadRequest || str(m, "error") != "invalid_grant" {
+	if code, m := f.refresh(f.app, rt3); code != http.StatusBadRequest || str(m, "error") != "invalid_grant" {
 		t.Errorf("newest token after reuse: %d %v; want 400 invalid_grant", code, m)
 	}
-	if f.introspect(f.rs, at2)["active"] != false {
-		t.Errorf("access token of a revoked family is still active")
+	for _, at := range []string{at2, at3} {
+		if f.introspect(f.rs, at)["active"] != false {
+			t.Errorf("access token of a revoked family is still active")
+		}
 	}
 }
 
+// Concurrent refreshes of one token (two tabs, a retrying app) all answer
+// 200 with one and the same successor, which works: the family never forks
+// and survives (idempotent rotation, AUTHD_REFRESH_REUSE_INTERVAL).
 func (f *fixture) testConcurrentRefresh(t *testing.T) {
 	_, m := f.passwordGrant(f.app, "alice", userPassword, nil)
-	rt := str(m, "refresh_token")
-	const n = 20
+	checkConcurrentRefresh(t, []*instance{f.instance}, f.app, str(m, "refresh_token"), 50)
+}
+
+// checkConcurrentRefresh refreshes rt n times at once, spread over the
+// instances, and checks the outcome: n × 200, one successor, which refreshes.
+func checkConcurrentRefresh(t *testing.T, ins []*instance, c client, rt string, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	codes := make([]int, n)
 	tokens := make([]string, n)
+	access := make([]string, n)
 	for i := range n {
+		in := ins[i%len(ins)]
 		wg.Go(func() {
-			code, m := f.refresh(f.app, rt)
-			codes[i], tokens[i] = code, str(m, "refresh_token")
+			code, _, m := in.post("/oauth2/token", &c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			codes[i], tokens[i], access[i] = code, str(m, "refresh_token"), str(m, "access_token")
 		})
 	}
 	wg.Wait()
-	wins := 0
-	var winner string
-	for i, c := range codes {
-		switch {
-		case c == http.StatusOK:
-			wins++
-			winner = tokens[i]
-		case c >= 500:
-			t.Errorf("concurrent refresh answered %d", c)
+	successors := map[string]int{}
+	ats := map[string]bool{}
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("concurrent refresh #%d answered %d; want 200", i, code)
+			continue
 		}
+		successors[tokens[i]]++
+		ats[access[i]] = true
 	}
-	if wins != 1 {
-		t.Fatalf("%d of %d concurrent refreshes succeeded; want exactly 1", wins, n)
+	if len(successors) != 1 || len(ats) != n {
+		t.Fatalf("%d concurrent refreshes gave %d distinct successors and %d distinct access tokens; want 1 and %d", n, len(successors), len(ats), n)
 	}
-	// Losers presenting the old token again is reuse; the family must not have forked.
-	if wins == 1 {
-		if code, _ := f.refresh(f.app, winner); code != http.StatusOK && code != http.StatusBadRequest {
-			t.Errorf("winner's token: %d", code)
+	for next := range successors {
+		if code, m := ins[0].refresh(c, next); code != http.StatusOK {
+			t.Errorf("the one successor: %d %v; want 200 (the family alive)", code, m)
 		}
 	}
 }

@@ -55,6 +55,11 @@ func openPostgres(t testing.TB) storage.Store {
 }
 
 func newHarness(tb testing.TB, st storage.Store, params identity.Params) *harness {
+	return newHarnessWith(tb, st, params, nil)
+}
+
+// newHarnessWith is newHarness with the provider's options adjusted by opt.
+func newHarnessWith(tb testing.TB, st storage.Store, params identity.Params, opt func(*oauth.Options)) *harness {
 	tb.Helper()
 	ctx := context.Background()
 	if err := st.Migrate(ctx); err != nil {
@@ -70,10 +75,14 @@ func newHarness(tb testing.TB, st storage.Store, params identity.Params) *harnes
 	}
 	rec := events.NewRecorder(st, nil)
 	ids := identity.NewService(st, rec, identity.Options{LockoutThreshold: 1000, LockoutDuration: time.Minute, Params: params})
-	p, err := oauth.New(oauth.Options{
+	o := oauth.Options{
 		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
 		Secret: []byte(secret), Store: st, Denylist: st, Signer: km, Auth: ids, Recorder: rec, Hasher: hasher,
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	p, err := oauth.New(o)
 	if err != nil {
 		tb.Fatal(err)
 	}

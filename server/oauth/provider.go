@@ -7,7 +7,10 @@ package oauth
 import (
 	"context"
 	"crypto/hkdf"
+	stdhmac "crypto/hmac"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,8 +33,12 @@ type Options struct {
 	AccessTokenTTL   time.Duration
 	RefreshTokenTTL  time.Duration
 	RefreshFamilyTTL time.Duration // absolute lifetime of a refresh family
-	Secret           []byte        // >= 32 bytes: keys the refresh-token HMAC
-	OldSecrets       [][]byte
+	// RefreshReuseInterval: a refresh token presented again within it (and
+	// before its successor is used) answers the same successor; 0 is strict
+	// (every second presentation is reuse).
+	RefreshReuseInterval time.Duration
+	Secret               []byte // >= 32 bytes: keys the refresh-token HMAC
+	OldSecrets           [][]byte
 
 	Store    Store
 	Denylist storage.Denylist
@@ -78,6 +85,8 @@ func New(o Options) (*Provider, error) {
 		return nil, errors.New("oauth: secret must be at least 32 bytes")
 	case o.Issuer == "" || o.AccessTokenTTL <= 0 || o.RefreshTokenTTL <= 0 || o.RefreshFamilyTTL <= 0:
 		return nil, errors.New("oauth: issuer and token lifetimes are required")
+	case o.RefreshReuseInterval < 0:
+		return nil, errors.New("oauth: the refresh reuse interval cannot be negative")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -91,7 +100,8 @@ func New(o Options) (*Provider, error) {
 	p := &Provider{o: o, log: o.Logger, now: o.Now}
 	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
 	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}
-	p.store = &fositeStore{store: o.Store, rotator: findRotator(o.Store), deny: o.Denylist, auth: o.Auth, rec: o.Recorder, accessTTL: o.AccessTokenTTL, now: o.Now}
+	p.store = &fositeStore{store: o.Store, deny: o.Denylist, auth: o.Auth, rec: o.Recorder, accessTTL: o.AccessTokenTTL,
+		reuseInterval: o.RefreshReuseInterval, now: o.Now}
 
 	cfg := &fosite.Config{
 		AccessTokenLifespan:        o.AccessTokenTTL,
@@ -121,6 +131,10 @@ func New(o Options) (*Provider, error) {
 		}
 	}
 	p.refresh = newRefreshStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
+	if o.RefreshReuseInterval > 0 {
+		p.refresh.successorKey = successorKey(o.Secret)
+		p.refresh.signingKey = cfg.GlobalSecret
+	}
 	helper := &foauth2.HandleHelper{AccessTokenStrategy: p.tokens, AccessTokenStorage: p.store, Config: cfg}
 	cfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
 		&foauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: cfg},
@@ -254,14 +268,45 @@ const (
 
 // refreshStrategy is fosite's unprefixed HMAC-SHA refresh-token strategy
 // with authd's prefix. A token with neither prefix is refused.
+//
+// With a reuse interval, the successor of a refresh token is not random but
+// derived from it with a keyed HMAC (successorKey): presented again, the same
+// token yields the same successor, so that idempotent rotation can answer it
+// without storing any secret. The successor is an ordinary fosite token:
+// its key part is that HMAC, its signature fosite's HMAC-SHA512/256 of the
+// key part under signingKey (fosite's GlobalSecret).
 type refreshStrategy struct {
 	*foauth2.HMACSHAStrategyUnPrefixed
+	successorKey []byte // nil: successors are random (strict policy)
+	signingKey   []byte
+}
+
+// successorKey derives the key of successor derivation from AUTHD_SECRET.
+func successorKey(secret []byte) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, "authd refresh token successor v1", 32)
+	if err != nil {
+		// Unreachable: HKDF-SHA256 refuses only outputs over 8160 bytes.
+		panic("oauth: successor key: " + err.Error())
+	}
+	return k
+}
+
+// successor returns the refresh token that follows presented (without its
+// prefix), and its signature.
+func (s *refreshStrategy) successor(presented string) (string, string) {
+	m := stdhmac.New(sha256.New, s.successorKey)
+	m.Write([]byte(presented))
+	key := m.Sum(nil) // 32 bytes, as fosite's default token entropy
+	sig := stdhmac.New(sha512.New512_256, s.signingKey[:32])
+	sig.Write(key)
+	encSig := base64.RawURLEncoding.EncodeToString(sig.Sum(nil))
+	return refreshTokenPrefix + base64.RawURLEncoding.EncodeToString(key) + "." + encSig, encSig
 }
 
 var _ foauth2.RefreshTokenStrategy = (*refreshStrategy)(nil)
 
 func newRefreshStrategy(enigma *hmac.HMACStrategy, cfg foauth2.LifespanConfigProvider) *refreshStrategy {
-	return &refreshStrategy{foauth2.NewHMACSHAStrategyUnPrefixed(enigma, cfg)}
+	return &refreshStrategy{HMACSHAStrategyUnPrefixed: foauth2.NewHMACSHAStrategyUnPrefixed(enigma, cfg)}
 }
 
 func trimRefreshPrefix(token string) (string, bool) {
@@ -281,8 +326,16 @@ func (s *refreshStrategy) RefreshTokenSignature(ctx context.Context, token strin
 	return s.HMACSHAStrategyUnPrefixed.RefreshTokenSignature(ctx, t)
 }
 
-// GenerateRefreshToken returns a new token "authd_rt_<key>.<signature>".
+// GenerateRefreshToken returns a new token "authd_rt_<key>.<signature>":
+// on a refresh with a reuse interval, the presented token's successor;
+// otherwise a random one.
 func (s *refreshStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
+	if ar, ok := r.(fosite.AccessRequester); ok && s.successorKey != nil && ar.GetGrantTypes().ExactOne(GrantRefreshToken) {
+		if presented, ok := trimRefreshPrefix(ar.GetRequestForm().Get("refresh_token")); ok && presented != "" {
+			token, sig := s.successor(presented)
+			return token, sig, nil
+		}
+	}
 	token, sig, err := s.HMACSHAStrategyUnPrefixed.GenerateRefreshToken(ctx, r)
 	if err != nil {
 		return "", "", err

@@ -79,13 +79,13 @@ func hashSignature(sig string) string {
 // fositeStore adapts storage to fosite's storage interfaces. Access tokens
 // are stateless JWTs: nothing is stored for them; revoking one denylists it.
 type fositeStore struct {
-	store     Store
-	rotator   refreshRotator // nil when the store has no single-statement rotation
-	deny      storage.Denylist
-	auth      Authenticator
-	rec       Recorder
-	accessTTL time.Duration
-	now       func() time.Time
+	store         Store
+	deny          storage.Denylist
+	auth          Authenticator
+	rec           Recorder
+	accessTTL     time.Duration
+	reuseInterval time.Duration // idempotent rotation; 0: strict
+	now           func() time.Time
 }
 
 var (
@@ -150,9 +150,21 @@ func (s *fositeStore) GetAccessTokenSession(context.Context, string, fosite.Sess
 
 func (s *fositeStore) DeleteAccessTokenSession(context.Context, string) error { return nil }
 
+// CreateRefreshTokenSession stores a new refresh token. On the refresh grant
+// (RotateRefreshToken came first) it is the rotation itself: the presented
+// token is replaced by this one in one atomic storage step that, within the
+// reuse interval, also answers a repeated rotation to the same successor.
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, _ string, req fosite.Requester) error {
+	lt := lazyTxFrom(ctx)
+	var rotate string
+	if lt != nil {
+		rotate, lt.rotate = lt.rotate, ""
+	}
 	if !req.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
-		return s.flushRotation(ctx) // the token endpoint drops it from the response too
+		if rotate != "" {
+			return errors.New("oauth: a refresh rotation for a client without the refresh_token grant")
+		}
+		return nil // the token endpoint drops it from the response too
 	}
 	sess, ok := req.GetSession().(*Session)
 	if !ok {
@@ -172,25 +184,20 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 		Subject: sess.Subject, Active: true, Request: body, RequestedAt: s.now().UTC(),
 		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken),
 	}
-	if lt := lazyTxFrom(ctx); lt != nil && lt.rotate != "" && lt.ctx == nil {
-		// The refresh grant's rotate and create, as one atomic statement
-		// instead of a transaction of four round trips.
-		old := lt.rotate
-		lt.rotate = ""
-		return mapErr(s.rotator.RotateRefreshTokenTo(ctx, old, rt))
-	}
-	if err := s.flushRotation(ctx); err != nil {
-		return err
-	}
-	ctx, err = s.txCtx(ctx)
-	if err != nil {
-		return err
+	ctx = stmtCtx(ctx)
+	if rotate != "" {
+		return mapErr(s.store.RotateRefreshToken(ctx, rotate, rt, s.reuseInterval))
 	}
 	return mapErr(s.store.CreateRefreshToken(ctx, rt))
 }
 
+// GetRefreshTokenSession returns the stored request of a refresh token. An
+// inactive token is reuse (fosite.ErrInactiveToken), unless it was rotated
+// within the reuse interval and its successor is unused: then the request
+// goes on, and its rotation answers that same successor.
 func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	rt, err := s.store.GetRefreshToken(ctx, hashSignature(signature))
+	hash := hashSignature(signature)
+	rt, err := s.store.GetRefreshToken(ctx, hash)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -199,7 +206,13 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature stri
 		return nil, err
 	}
 	if !rt.Active {
-		return req, fosite.ErrInactiveToken
+		grace, err := s.store.InRotationGrace(ctx, hash, s.reuseInterval)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		if !grace {
+			return req, fosite.ErrInactiveToken
+		}
 	}
 	return req, nil
 }
@@ -244,25 +257,16 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature s
 	})
 }
 
-// RotateRefreshToken deactivates exactly the presented token, and only if it
-// is still active: of N concurrent refreshes one wins, the others get ErrNotFound.
-//
-// In a transaction begun by fosite, and when the store can rotate and create
-// in one statement, the rotation waits for CreateRefreshTokenSession (the
-// next call of the refresh grant) and both run as that one statement.
+// RotateRefreshToken notes the presented token for CreateRefreshTokenSession,
+// which fosite calls next in the same transaction and which replaces it by
+// its successor in one atomic storage step (storage.RefreshTokens).
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signature string) error {
-	if lt := lazyTxFrom(ctx); lt != nil && lt.ctx == nil && lt.rotate == "" && s.rotator != nil {
-		lt.rotate = hashSignature(signature)
-		return nil
+	lt := lazyTxFrom(ctx)
+	if lt == nil {
+		return errors.New("oauth: refresh rotation outside a transaction")
 	}
-	if err := s.flushRotation(ctx); err != nil {
-		return err
-	}
-	ctx, err := s.txCtx(ctx)
-	if err != nil {
-		return err
-	}
-	return mapErr(s.store.RotateRefreshToken(ctx, hashSignature(signature)))
+	lt.rotate = hashSignature(signature)
+	return nil
 }
 
 func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
@@ -285,35 +289,13 @@ func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) e
 	})
 }
 
-// refreshRotator is a store that deactivates a refresh token and stores its
-// successor in one atomic statement, failing with storage.ErrNotFound (and
-// storing nothing) when the token was no longer active.
-type refreshRotator interface {
-	RotateRefreshTokenTo(ctx context.Context, oldSignatureHash string, next storage.RefreshToken) error
-}
-
-// findRotator looks for a refreshRotator in st and the stores it wraps.
-func findRotator(st any) refreshRotator {
-	for st != nil {
-		if r, ok := st.(refreshRotator); ok {
-			return r
-		}
-		u, ok := st.(interface{ Unwrap() storage.Store })
-		if !ok {
-			return nil
-		}
-		st = u.Unwrap()
-	}
-	return nil
-}
-
 // lazyTx is the transaction fosite asked for: it is begun in the store only
-// when a statement needs it, so the refresh grant, whose rotate and create
-// become one statement, needs none.
+// when a second statement needs it, so the refresh grant, whose rotation is
+// one atomic storage step, needs none.
 type lazyTx struct {
 	parent context.Context // where BeginTX was called
 	ctx    context.Context // the store's transaction, once begun
-	rotate string          // signature hash of a rotation not yet run
+	rotate string          // signature hash of the token being rotated, until its successor is stored
 }
 
 type lazyTxKey struct{}
@@ -340,19 +322,19 @@ func (s *fositeStore) txCtx(ctx context.Context) (context.Context, error) {
 	return lt.ctx, nil
 }
 
-// flushRotation runs a rotation that is still waiting, in the transaction.
-func (s *fositeStore) flushRotation(ctx context.Context) error {
+// stmtCtx returns the context to run one self-contained statement with: the
+// store's transaction when one has begun, else none (the statement is atomic
+// by itself, and fosite's transaction needs no round trips for it).
+func stmtCtx(ctx context.Context) context.Context {
 	lt := lazyTxFrom(ctx)
-	if lt == nil || lt.rotate == "" {
-		return nil
+	switch {
+	case lt == nil:
+		return ctx
+	case lt.ctx != nil:
+		return lt.ctx
+	default:
+		return lt.parent
 	}
-	sig := lt.rotate
-	lt.rotate = ""
-	tctx, err := s.txCtx(ctx)
-	if err != nil {
-		return err
-	}
-	return mapErr(s.store.RotateRefreshToken(tctx, sig))
 }
 
 func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
@@ -367,8 +349,8 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	if lt == nil {
 		return errors.New("oauth: commit: no transaction in context")
 	}
-	if err := s.flushRotation(ctx); err != nil {
-		return err
+	if lt.rotate != "" {
+		return errors.New("oauth: commit: a refresh rotation without its successor")
 	}
 	if lt.ctx == nil {
 		return nil // nothing ran inside

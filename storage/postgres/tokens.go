@@ -15,12 +15,16 @@ const refreshColumns = `signature_hash, family_id, client_id, subject, active, r
 const (
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	qGetRefresh    = `SELECT ` + refreshColumns + ` FROM refresh_tokens WHERE signature_hash = $1`
-	// The conditional write that lets only one of two concurrent refreshes win.
-	qRotateRefresh = `UPDATE refresh_tokens SET active = false WHERE signature_hash = $1 AND active`
-	// The same conditional write, and the successor stored only if it won,
-	// in one statement: no transaction round trips.
-	qRotateRefreshTo = `WITH rotated AS (UPDATE refresh_tokens SET active = false WHERE signature_hash = $9 AND active RETURNING 1)
+	// The conditional write that lets only one of concurrent refreshes
+	// rotate, and the successor stored only if it did, in one statement.
+	qRotateRefresh = `WITH rotated AS (UPDATE refresh_tokens SET active = false, successor = $1, rotated_at = now()
+WHERE signature_hash = $9 AND active RETURNING 1)
 INSERT INTO refresh_tokens (` + refreshColumns + `) SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM rotated`
+	// Rotated less than $2 microseconds ago (database clock), successor ($3
+	// when not empty) still active.
+	qRefreshGrace = `SELECT EXISTS (SELECT 1 FROM refresh_tokens o JOIN refresh_tokens s ON s.signature_hash = o.successor
+WHERE o.signature_hash = $1 AND NOT o.active AND o.rotated_at > now() - $2 * interval '1 microsecond'
+AND s.active AND ($3 = '' OR o.successor = $3))`
 	qDeleteRefresh        = `DELETE FROM refresh_tokens WHERE signature_hash = $1`
 	qRevokeRefreshFamily  = `UPDATE refresh_tokens SET active = false WHERE family_id = $1 AND active`
 	qRevokeSubjectRefresh = `UPDATE refresh_tokens SET active = false WHERE subject = $1 AND active AND family_id <> $2
@@ -57,30 +61,41 @@ func (s *Store) GetRefreshToken(ctx context.Context, signatureHash string) (stor
 	return t, wrap("get refresh token", err)
 }
 
-// RotateRefreshToken deactivates the token if it is still active, and
-// returns ErrNotFound when it was not (rotated, revoked or unknown).
-func (s *Store) RotateRefreshToken(ctx context.Context, signatureHash string) error {
-	tag, err := s.q(ctx).Exec(ctx, qRotateRefresh, signatureHash)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = pgx.ErrNoRows
-	}
-	return wrap("rotate refresh token", err)
-}
-
-// RotateRefreshTokenTo deactivates the token if it is still active and, in
-// the same statement, stores next; when the token was not active (rotated,
-// revoked or unknown) it stores nothing and returns ErrNotFound. Of
-// concurrent calls for one token, one wins.
-func (s *Store) RotateRefreshTokenTo(ctx context.Context, oldSignatureHash string, next storage.RefreshToken) error {
+// RotateRefreshToken replaces the active token oldHash by next in one
+// statement, or, within grace, answers a rotation to the same next again
+// (see storage.RefreshTokens).
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next storage.RefreshToken, grace time.Duration) error {
 	if next.RequestedAt.IsZero() {
 		next.RequestedAt = s.now()
 	}
-	tag, err := s.q(ctx).Exec(ctx, qRotateRefreshTo, next.SignatureHash, next.FamilyID, next.ClientID, next.Subject,
-		next.Active, notNil(next.Request), next.RequestedAt.UTC(), nullTime(next.ExpiresAt), oldSignatureHash)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = pgx.ErrNoRows
+	tag, err := s.q(ctx).Exec(ctx, qRotateRefresh, next.SignatureHash, next.FamilyID, next.ClientID, next.Subject,
+		next.Active, notNil(next.Request), next.RequestedAt.UTC(), nullTime(next.ExpiresAt), oldHash)
+	if err != nil || tag.RowsAffected() == 1 {
+		return wrap("rotate refresh token", err)
 	}
-	return wrap("rotate refresh token", err)
+	if grace > 0 {
+		ok, err := s.inGrace(ctx, oldHash, next.SignatureHash, grace)
+		if err != nil || ok {
+			return wrap("rotate refresh token", err)
+		}
+	}
+	return wrap("rotate refresh token", pgx.ErrNoRows)
+}
+
+// InRotationGrace reports whether the token was rotated less than grace ago
+// (database clock) and its successor is still active.
+func (s *Store) InRotationGrace(ctx context.Context, signatureHash string, grace time.Duration) (bool, error) {
+	if grace <= 0 {
+		return false, nil
+	}
+	ok, err := s.inGrace(ctx, signatureHash, "", grace)
+	return ok, wrap("refresh rotation grace", err)
+}
+
+func (s *Store) inGrace(ctx context.Context, hash, successor string, grace time.Duration) (bool, error) {
+	var ok bool
+	err := s.q(ctx).QueryRow(ctx, qRefreshGrace, hash, grace.Microseconds(), successor).Scan(&ok)
+	return ok, err
 }
 
 // DeleteRefreshToken deletes the token; ErrNotFound if there was none.

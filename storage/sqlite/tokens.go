@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/authd/authd/storage"
 )
@@ -13,8 +15,11 @@ const refreshColumns = `signature_hash, family_id, client_id, subject, active, r
 const (
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetRefresh    = `SELECT ` + refreshColumns + ` FROM refresh_tokens WHERE signature_hash = ?`
-	// The conditional write that lets only one of two concurrent refreshes win.
-	qRotateRefresh        = `UPDATE refresh_tokens SET active = 0 WHERE signature_hash = ? AND active`
+	// The conditional write that lets only one of concurrent refreshes rotate.
+	qRotateRefresh = `UPDATE refresh_tokens SET active = 0, successor = ?, rotated_at = ? WHERE signature_hash = ? AND active`
+	// Rotated after ?2 (now less the grace), successor (?3 when not empty) still active.
+	qRefreshGrace = `SELECT EXISTS (SELECT 1 FROM refresh_tokens o JOIN refresh_tokens s ON s.signature_hash = o.successor
+WHERE o.signature_hash = ?1 AND NOT o.active AND o.rotated_at > ?2 AND s.active AND (?3 = '' OR o.successor = ?3))`
 	qDeleteRefresh        = `DELETE FROM refresh_tokens WHERE signature_hash = ?`
 	qRevokeRefreshFamily  = `UPDATE refresh_tokens SET active = 0 WHERE family_id = ? AND active`
 	qRevokeSubjectRefresh = `UPDATE refresh_tokens SET active = 0 WHERE subject = ? AND active AND family_id <> ?
@@ -51,10 +56,45 @@ func (s *Store) GetRefreshToken(ctx context.Context, signatureHash string) (stor
 	return t, wrap("get refresh token", err)
 }
 
-// RotateRefreshToken deactivates the token if it is still active, and
-// returns ErrNotFound when it was not (rotated, revoked or unknown).
-func (s *Store) RotateRefreshToken(ctx context.Context, signatureHash string) error {
-	return wrap("rotate refresh token", affected(s.q(ctx).ExecContext(ctx, qRotateRefresh, signatureHash)))
+// RotateRefreshToken replaces the active token oldHash by next in one
+// transaction, or, within grace, answers a rotation to the same next again
+// (see storage.RefreshTokens). SQLite is one process: its clock is the
+// database's.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next storage.RefreshToken, grace time.Duration) error {
+	now := s.now()
+	if next.RequestedAt.IsZero() {
+		next.RequestedAt = now
+	}
+	err := s.withTx(ctx, func(q querier) error {
+		err := affected(q.ExecContext(ctx, qRotateRefresh, next.SignatureHash, nanos(now), oldHash))
+		switch {
+		case err == nil:
+			return affected(q.ExecContext(ctx, qInsertRefresh, next.SignatureHash, next.FamilyID, next.ClientID, next.Subject,
+				next.Active, notNil(next.Request), nanos(next.RequestedAt), nullNanos(next.ExpiresAt)))
+		case !errors.Is(err, sql.ErrNoRows) || grace <= 0:
+			return err
+		}
+		var ok bool
+		if err := q.QueryRowContext(ctx, qRefreshGrace, oldHash, nanos(now.Add(-grace)), next.SignatureHash).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return sql.ErrNoRows
+		}
+		return nil
+	})
+	return wrap("rotate refresh token", err)
+}
+
+// InRotationGrace reports whether the token was rotated less than grace ago
+// and its successor is still active.
+func (s *Store) InRotationGrace(ctx context.Context, signatureHash string, grace time.Duration) (bool, error) {
+	if grace <= 0 {
+		return false, nil
+	}
+	var ok bool
+	err := s.q(ctx).QueryRowContext(ctx, qRefreshGrace, signatureHash, nanos(s.now().Add(-grace)), "").Scan(&ok)
+	return ok, wrap("refresh rotation grace", err)
 }
 
 // DeleteRefreshToken deletes the token; ErrNotFound if there was none.

@@ -520,12 +520,16 @@ func testRefreshTokens(t *testing.T, s storage.Store) {
 		}
 		wantErr(t, "CreateRefreshToken(same signature)", s.CreateRefreshToken(ctx, tok), storage.ErrConflict)
 
-		mustNil(t, "RotateRefreshToken", s.RotateRefreshToken(ctx, tok.SignatureHash))
+		next := newToken(c.ID, tok.FamilyID, tok.Subject)
+		mustNil(t, "RotateRefreshToken", s.RotateRefreshToken(ctx, tok.SignatureHash, next, 0))
 		if tokenActive(t, s, tok.SignatureHash) {
 			t.Error("token still active after RotateRefreshToken")
 		}
-		wantErr(t, "RotateRefreshToken(twice)", s.RotateRefreshToken(ctx, tok.SignatureHash), storage.ErrNotFound)
-		wantErr(t, "RotateRefreshToken(missing)", s.RotateRefreshToken(ctx, uid("sig")), storage.ErrNotFound)
+		if !tokenActive(t, s, next.SignatureHash) {
+			t.Error("successor not active after RotateRefreshToken")
+		}
+		wantErr(t, "RotateRefreshToken(twice, strict)", s.RotateRefreshToken(ctx, tok.SignatureHash, next, 0), storage.ErrNotFound)
+		wantErr(t, "RotateRefreshToken(missing)", s.RotateRefreshToken(ctx, uid("sig"), newToken(c.ID, uid("fam"), uid("sub")), time.Minute), storage.ErrNotFound)
 		_, err = s.GetRefreshToken(ctx, uid("sig"))
 		wantErr(t, "GetRefreshToken(missing)", err, storage.ErrNotFound)
 
@@ -606,34 +610,25 @@ func testRefreshTokens(t *testing.T, s storage.Store) {
 		fam, sub := uid("fam"), uid("sub")
 		tok := newToken(c.ID, fam, sub)
 		mustNil(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, tok))
-		successors := make([]string, 20)
+		successors := make([]storage.RefreshToken, 20)
+		for i := range successors {
+			successors[i] = newToken(c.ID, fam, sub)
+		}
 		errs := parallel(20, func(i int) error {
-			txCtx, err := s.BeginTx(ctx)
-			if err != nil {
-				return err
-			}
-			defer s.Rollback(txCtx) //nolint:errcheck // after Commit it is a no-op
-			if err := s.RotateRefreshToken(txCtx, tok.SignatureHash); err != nil {
-				return err
-			}
-			next := newToken(c.ID, fam, sub)
-			successors[i] = next.SignatureHash
-			if err := s.CreateRefreshToken(txCtx, next); err != nil {
-				return err
-			}
-			return s.Commit(txCtx)
+			return s.RotateRefreshToken(ctx, tok.SignatureHash, successors[i], 0)
 		})
 		wins := 0
 		for i, err := range errs {
+			_, gerr := s.GetRefreshToken(ctx, successors[i].SignatureHash)
 			switch {
 			case err == nil:
 				wins++
-				if _, err := s.GetRefreshToken(ctx, successors[i]); err != nil {
-					t.Errorf("the winner's successor: %v", err)
+				if gerr != nil {
+					t.Errorf("the winner's successor: %v", gerr)
 				}
 			case errors.Is(err, storage.ErrNotFound):
-				if successors[i] != "" {
-					t.Errorf("loser #%d created a successor", i)
+				if !errors.Is(gerr, storage.ErrNotFound) {
+					t.Errorf("loser #%d stored a successor (%v)", i, gerr)
 				}
 			default:
 				t.Errorf("rotation #%d: %v; want nil or ErrNotFound", i, err)
@@ -641,6 +636,57 @@ func testRefreshTokens(t *testing.T, s storage.Store) {
 		}
 		if wins != 1 {
 			t.Errorf("%d of 20 concurrent rotations won; want exactly 1", wins)
+		}
+	})
+
+	t.Run("IdempotentRotation", func(t *testing.T) {
+		// 20 concurrent rotations of one token to one successor, with a
+		// grace: every one succeeds, exactly one successor row exists.
+		fam, sub := uid("fam"), uid("sub")
+		tok := newToken(c.ID, fam, sub)
+		mustNil(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, tok))
+		next := newToken(c.ID, fam, sub)
+		for i, err := range parallel(20, func(int) error {
+			return s.RotateRefreshToken(ctx, tok.SignatureHash, next, time.Minute)
+		}) {
+			if err != nil {
+				t.Errorf("idempotent rotation #%d: %v", i, err)
+			}
+		}
+		if tokenActive(t, s, tok.SignatureHash) || !tokenActive(t, s, next.SignatureHash) {
+			t.Fatal("after the rotations the old token is active or the successor is not")
+		}
+		grace, err := s.InRotationGrace(ctx, tok.SignatureHash, time.Minute)
+		if err != nil || !grace {
+			t.Errorf("InRotationGrace(just rotated) = %v, %v; want true", grace, err)
+		}
+		// Another successor is not the one the rotation chose.
+		wantErr(t, "RotateRefreshToken(other successor)", s.RotateRefreshToken(ctx, tok.SignatureHash, newToken(c.ID, fam, sub), time.Minute), storage.ErrNotFound)
+		// Outside the grace (a zero grace, or a grace already elapsed) it is reuse.
+		wantErr(t, "RotateRefreshToken(no grace)", s.RotateRefreshToken(ctx, tok.SignatureHash, next, 0), storage.ErrNotFound)
+		time.Sleep(20 * time.Millisecond)
+		wantErr(t, "RotateRefreshToken(grace elapsed)", s.RotateRefreshToken(ctx, tok.SignatureHash, next, 10*time.Millisecond), storage.ErrNotFound)
+		if grace, err := s.InRotationGrace(ctx, tok.SignatureHash, 10*time.Millisecond); err != nil || grace {
+			t.Errorf("InRotationGrace(elapsed) = %v, %v; want false", grace, err)
+		}
+		// Once the successor is used (rotated itself), the old token is reuse.
+		third := newToken(c.ID, fam, sub)
+		mustNil(t, "RotateRefreshToken(successor)", s.RotateRefreshToken(ctx, next.SignatureHash, third, time.Minute))
+		wantErr(t, "RotateRefreshToken(successor used)", s.RotateRefreshToken(ctx, tok.SignatureHash, next, time.Minute), storage.ErrNotFound)
+		if grace, err := s.InRotationGrace(ctx, tok.SignatureHash, time.Minute); err != nil || grace {
+			t.Errorf("InRotationGrace(successor used) = %v, %v; want false", grace, err)
+		}
+		// A revoked family has no grace.
+		mustNil(t, "RevokeRefreshFamily", s.RevokeRefreshFamily(ctx, fam))
+		if grace, err := s.InRotationGrace(ctx, next.SignatureHash, time.Minute); err != nil || grace {
+			t.Errorf("InRotationGrace(revoked family) = %v, %v; want false", grace, err)
+		}
+		wantErr(t, "RotateRefreshToken(revoked family)", s.RotateRefreshToken(ctx, next.SignatureHash, third, time.Minute), storage.ErrNotFound)
+		// A token never rotated has no grace.
+		fresh := newToken(c.ID, uid("fam"), sub)
+		mustNil(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, fresh))
+		if grace, err := s.InRotationGrace(ctx, fresh.SignatureHash, time.Minute); err != nil || grace {
+			t.Errorf("InRotationGrace(never rotated) = %v, %v; want false", grace, err)
 		}
 	})
 
