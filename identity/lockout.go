@@ -13,9 +13,10 @@ import (
 // Lockout, with any number of attempts at once.
 //
 // An attempt is counted before its password is checked, in one short
-// transaction with the user's row locked (reserve, through UpdateUser),
-// before the attempt waits for a hashing slot: a burst is counted within
-// milliseconds, while its hashes take tens of milliseconds each.
+// transaction with the user's row locked (reserve, through
+// UpdateUserAsyncCommit), before the attempt waits for a hashing slot: a
+// burst is counted within milliseconds, while its hashes take tens of
+// milliseconds each. The counters live in SQL, so replicas share them.
 //
 //   - FailedLogins counts the attempts since the last success, expired lock
 //     or unlock: those resolved as failures and those in flight.
@@ -38,7 +39,13 @@ import (
 // and by Unlock, and it only matters to the attempt that reaches the
 // threshold (which a stale count makes fail safe: refused, locked for one
 // LockoutDuration). An attempt whose caller goes away while it waits for a
-// hashing slot is released (abandon) but stays counted, its password unchecked.
+// hashing slot is released (abandon) but stays counted, its password
+// unchecked. A database crash may lose reservations not yet settled (their
+// commit does not wait for the disk); a settled attempt's is durable.
+//
+// The lock's owner is recognised by its value (a microsecond timestamp):
+// two locks of one account set within the same microsecond, which only a
+// frozen clock produces, would be taken for one another.
 
 // settleTimeout bounds the bookkeeping after the check, which runs even when
 // the caller has gone away.
