@@ -57,6 +57,7 @@ type Client struct {
 	Scopes     []string
 	Audience   []string
 	Introspect bool // may introspect any token (a resource server)
+	DPoPBound  bool // must bind its tokens to a key with DPoP (RFC 9449)
 	CreatedAt  time.Time
 }
 
@@ -308,6 +309,13 @@ type Denylist interface {
 	IsRevoked(ctx context.Context, t TokenRef) (bool, error)
 }
 
+// ProofReplay remembers DPoP proof ids for their window.
+type ProofReplay interface {
+	// RememberProof records key until expires; fresh is false when key was
+	// recorded before and has not expired.
+	RememberProof(ctx context.Context, key string, expires time.Time) (fresh bool, err error)
+}
+
 // Audit is the append-only audit trail.
 type Audit interface {
 	AppendAudit(ctx context.Context, e AuditEntry) error
@@ -342,6 +350,7 @@ type Store interface {
 	Denylist
 	Audit
 	Outbox
+	ProofReplay
 	Transactor
 	// ActiveRevocations lists denylist entries not yet expired (to warm a cache).
 	ActiveRevocations(ctx context.Context, now time.Time) ([]Revocation, error)

@@ -8,22 +8,22 @@ import (
 	"github.com/authd/authd/storage"
 )
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at, dpop_bound`
 
 const (
-	qInsertClient = `INSERT INTO clients (` + clientColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	qInsertClient = `INSERT INTO clients (` + clientColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	qGetClient    = `SELECT ` + clientColumns + ` FROM clients WHERE id = $1`
 	qListClients  = `SELECT ` + clientColumns + ` FROM clients ORDER BY id`
 	qLockClient   = qGetClient + ` FOR UPDATE`
 	qUpdateClient = `UPDATE clients SET name = $2, secret_hash = $3, public = $4, grant_types = $5, scopes = $6,
-audience = $7, introspect = $8 WHERE id = $1`
+audience = $7, introspect = $8, dpop_bound = $9 WHERE id = $1`
 	qDeleteClient = `DELETE FROM clients WHERE id = $1`
 )
 
 func scanClient(row pgx.Row) (storage.Client, error) {
 	var c storage.Client
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.Audience,
-		&c.Introspect, &c.CreatedAt); err != nil {
+		&c.Introspect, &c.CreatedAt, &c.DPoPBound); err != nil {
 		return storage.Client{}, err
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
@@ -43,7 +43,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		c.CreatedAt = s.now()
 	}
 	_, err := s.q(ctx).Exec(ctx, qInsertClient, c.ID, c.Name, nullBytes(c.SecretHash), c.Public,
-		orEmpty(c.GrantTypes), orEmpty(c.Scopes), orEmpty(c.Audience), c.Introspect, c.CreatedAt.UTC())
+		orEmpty(c.GrantTypes), orEmpty(c.Scopes), orEmpty(c.Audience), c.Introspect, c.CreatedAt.UTC(), c.DPoPBound)
 	return wrap("create client", err)
 }
 
@@ -78,7 +78,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		}
 		c.ID, c.CreatedAt = id, created
 		_, err = q.Exec(ctx, qUpdateClient, id, c.Name, nullBytes(c.SecretHash), c.Public,
-			orEmpty(c.GrantTypes), orEmpty(c.Scopes), orEmpty(c.Audience), c.Introspect)
+			orEmpty(c.GrantTypes), orEmpty(c.Scopes), orEmpty(c.Audience), c.Introspect, c.DPoPBound)
 		return err
 	})
 	if err != nil {

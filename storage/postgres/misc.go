@@ -183,6 +183,17 @@ func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) 
 	return wrap("mark outbox sent", err)
 }
 
+// RememberProof records a DPoP proof key until expires; fresh is false when
+// it is already recorded and unexpired. An expired record is taken over.
+func (s *Store) RememberProof(ctx context.Context, key string, expires time.Time) (bool, error) {
+	tag, err := s.q(ctx).Exec(ctx, `INSERT INTO dpop_proofs (key, expires_at) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE dpop_proofs.expires_at <= now()`, key, expires.UTC())
+	if err != nil {
+		return false, wrap("remember proof", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Purge deletes refresh tokens, denylist entries and retired keys that
 // expired before now, and returns how many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
@@ -196,6 +207,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 			{`DELETE FROM revocations WHERE expires_at < $1`, now},
 			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`, now},
 			{`DELETE FROM outbox WHERE sent_at < $1`, now.Add(-storage.OutboxRetention)},
+			{`DELETE FROM dpop_proofs WHERE expires_at < $1`, now},
 		} {
 			tag, err := q.Exec(ctx, st.sql, st.before.UTC())
 			if err != nil {

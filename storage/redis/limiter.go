@@ -1,5 +1,6 @@
 // Package redis holds authd's state that every replica must share and that
-// may be lost without harm: today the per-client-IP rate limits. It is never
+// may be lost without much harm: the per-client-IP rate limits and the DPoP
+// proof ids seen (SQL backs those up while Redis fails). It is never
 // the truth about anything (revocations live in SQL), and a Redis outage
 // must never slow a request: every call has a short deadline, and a circuit
 // breaker stops calling Redis while it fails, so that callers fall back to
@@ -8,6 +9,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,6 +17,8 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/authd/authd/storage"
 )
 
 // Defaults of the client options and the breaker.
@@ -83,4 +87,52 @@ func (l *Limiter) Allow(ctx context.Context, key string) (bool, time.Duration, e
 		return false, 0, fmt.Errorf("redis: rate limit: %w", err)
 	}
 	return res.Allowed > 0, res.RetryAfter, nil
+}
+
+// ProofReplay remembers DPoP proof ids in Redis (SET NX with the proof's
+// remaining window), shared by every replica; while Redis fails (or the
+// breaker is open) it asks fallback, the SQL store, which every replica
+// shares too.
+type ProofReplay struct {
+	rdb      goredis.UniversalClient
+	prefix   string
+	breaker  *gobreaker.CircuitBreaker[bool]
+	fallback storage.ProofReplay
+}
+
+// NewProofReplay remembers proofs under prefix, falling back to fallback.
+func NewProofReplay(rdb goredis.UniversalClient, prefix string, fallback storage.ProofReplay, log *slog.Logger) *ProofReplay {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &ProofReplay{
+		rdb: rdb, prefix: prefix + "dpop:", fallback: fallback,
+		breaker: gobreaker.NewCircuitBreaker[bool](gobreaker.Settings{
+			Name:        "redis-dpop",
+			Timeout:     breakerOpenFor,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= breakerFailures },
+			OnStateChange: func(_ string, from, to gobreaker.State) {
+				log.Warn("redis: circuit breaker changed state", "breaker", "dpop", "from", from.String(), "to", to.String())
+			},
+		}),
+	}
+}
+
+var _ storage.ProofReplay = (*ProofReplay)(nil)
+
+// RememberProof implements storage.ProofReplay.
+func (p *ProofReplay) RememberProof(ctx context.Context, key string, expires time.Time) (bool, error) {
+	fresh, err := p.breaker.Execute(func() (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+		defer cancel()
+		res, err := p.rdb.SetArgs(ctx, p.prefix+key, 1, goredis.SetArgs{Mode: "NX", ExpireAt: expires}).Result()
+		if errors.Is(err, goredis.Nil) {
+			return false, nil // the key exists: seen before
+		}
+		return res == "OK", err
+	})
+	if err != nil {
+		return p.fallback.RememberProof(ctx, key, expires)
+	}
+	return fresh, nil
 }

@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"slices"
@@ -93,5 +94,36 @@ func TestLimiterOutageIsFast(t *testing.T) {
 	t.Logf("black-holed Redis: first calls %v, then p50 %v, max %v", took[:3], rest[len(rest)/2], rest[len(rest)-1])
 	if rest[len(rest)-1] > redis.CallTimeout/2 {
 		t.Errorf("with the breaker open a call took %v; want no wait on Redis", rest[len(rest)-1])
+	}
+}
+
+// countingReplay is a fallback that counts its calls.
+type countingReplay struct{ calls int }
+
+func (c *countingReplay) RememberProof(context.Context, string, time.Time) (bool, error) {
+	c.calls++
+	return true, nil
+}
+
+// Proof ids are remembered once across replicas; with Redis unreachable the
+// fallback answers.
+func TestProofReplay(t *testing.T) {
+	url, prefix := storagetest.RedisURL(t)
+	fb := &countingReplay{}
+	a := redis.NewProofReplay(newClient(t, url), prefix, fb, nil)
+	b := redis.NewProofReplay(newClient(t, url), prefix, fb, nil)
+	exp := time.Now().Add(time.Minute)
+	if fresh, err := a.RememberProof(t.Context(), "jti-1", exp); err != nil || !fresh {
+		t.Fatalf("first RememberProof = %v, %v; want true", fresh, err)
+	}
+	if fresh, err := b.RememberProof(t.Context(), "jti-1", exp); err != nil || fresh {
+		t.Errorf("RememberProof on another replica = %v, %v; want false", fresh, err)
+	}
+	if fb.calls != 0 {
+		t.Errorf("fallback asked %d times with Redis up", fb.calls)
+	}
+	down := redis.NewProofReplay(newClient(t, "redis://127.0.0.1:1"), prefix, fb, nil)
+	if fresh, err := down.RememberProof(t.Context(), "jti-2", exp); err != nil || !fresh || fb.calls != 1 {
+		t.Errorf("RememberProof with Redis down = %v, %v (fallback calls %d); want the fallback's answer", fresh, err, fb.calls)
 	}
 }

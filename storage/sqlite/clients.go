@@ -6,14 +6,14 @@ import (
 	"github.com/authd/authd/storage"
 )
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at, dpop_bound`
 
 const (
-	qInsertClient = `INSERT INTO clients (` + clientColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertClient = `INSERT INTO clients (` + clientColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetClient    = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 	qListClients  = `SELECT ` + clientColumns + ` FROM clients ORDER BY id`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, public = ?, grant_types = ?, scopes = ?,
-audience = ?, introspect = ? WHERE id = ?`
+audience = ?, introspect = ?, dpop_bound = ? WHERE id = ?`
 	qDeleteClient = `DELETE FROM clients WHERE id = ?`
 )
 
@@ -24,7 +24,7 @@ func scanClient(row scanner) (storage.Client, error) {
 		createdAt               int64
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &grantTypes, &scopes, &aud,
-		&c.Introspect, &createdAt); err != nil {
+		&c.Introspect, &createdAt, &c.DPoPBound); err != nil {
 		return storage.Client{}, err
 	}
 	var err error
@@ -47,7 +47,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		c.CreatedAt = s.now()
 	}
 	_, err := s.q(ctx).ExecContext(ctx, qInsertClient, c.ID, c.Name, nullBytes(c.SecretHash), c.Public,
-		jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, nanos(c.CreatedAt))
+		jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, nanos(c.CreatedAt), c.DPoPBound)
 	return wrap("create client", err)
 }
 
@@ -82,7 +82,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		}
 		c.ID, c.CreatedAt = id, created
 		_, err = q.ExecContext(ctx, qUpdateClient, c.Name, nullBytes(c.SecretHash), c.Public,
-			jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, id)
+			jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, c.DPoPBound, id)
 		return err
 	})
 	if err != nil {

@@ -184,6 +184,18 @@ func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) 
 	return wrap("mark outbox sent", err)
 }
 
+// RememberProof records a DPoP proof key until expires; fresh is false when
+// it is already recorded and unexpired. An expired record is taken over.
+func (s *Store) RememberProof(ctx context.Context, key string, expires time.Time) (bool, error) {
+	res, err := s.q(ctx).ExecContext(ctx, `INSERT INTO dpop_proofs (key, expires_at) VALUES (?1, ?2)
+ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at <= ?3`, key, nanos(expires), nanos(s.now()))
+	if err != nil {
+		return false, wrap("remember proof", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrap("remember proof", err)
+}
+
 // Purge deletes refresh tokens, denylist entries and retired keys that
 // expired before now, and returns how many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
@@ -197,6 +209,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 			{`DELETE FROM revocations WHERE expires_at < ?`, now},
 			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`, now},
 			{`DELETE FROM outbox WHERE sent_at < ?`, now.Add(-storage.OutboxRetention)},
+			{`DELETE FROM dpop_proofs WHERE expires_at < ?`, now},
 		} {
 			res, err := q.ExecContext(ctx, st.sql, nanos(st.before))
 			if err != nil {

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Audit", testAudit},
 		{"Outbox", testOutbox},
 		{"Purge", testPurge},
+		{"ProofReplay", testProofReplay},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -399,6 +400,7 @@ func newClient() storage.Client {
 		Scopes:     []string{"openid", "orders:read"},
 		Audience:   []string{"https://api.example"},
 		Introspect: true,
+		DPoPBound:  true,
 		CreatedAt:  now().Add(-time.Minute),
 	}
 }
@@ -408,7 +410,8 @@ func checkClient(t *testing.T, what string, got, want storage.Client) {
 	ok := got.ID == want.ID && got.Name == want.Name && bytes.Equal(got.SecretHash, want.SecretHash) &&
 		got.Public == want.Public && sameStrings(got.GrantTypes, want.GrantTypes) &&
 		sameStrings(got.Scopes, want.Scopes) && sameStrings(got.Audience, want.Audience) &&
-		got.Introspect == want.Introspect && sameTime(got.CreatedAt, want.CreatedAt) && isUTC(got.CreatedAt)
+		got.Introspect == want.Introspect && got.DPoPBound == want.DPoPBound &&
+		sameTime(got.CreatedAt, want.CreatedAt) && isUTC(got.CreatedAt)
 	if !ok {
 		t.Fatalf("%s = %+v; want %+v", what, got, want)
 	}
@@ -1193,5 +1196,46 @@ func testPurge(t *testing.T, s storage.Store) {
 	mustNil(t, "Purge(again)", err)
 	if n != 0 {
 		t.Errorf("second Purge = %d; want 0", n)
+	}
+}
+
+// --- DPoP proof replay ---
+
+func testProofReplay(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	key := uid("proof")
+	fresh, err := s.RememberProof(ctx, key, time.Now().Add(time.Minute))
+	if err != nil || !fresh {
+		t.Fatalf("RememberProof(new) = %v, %v; want true", fresh, err)
+	}
+	if fresh, err := s.RememberProof(ctx, key, time.Now().Add(time.Minute)); err != nil || fresh {
+		t.Errorf("RememberProof(again) = %v, %v; want false", fresh, err)
+	}
+	// An expired record is taken over.
+	old := uid("proof")
+	mustNil(t, "RememberProof(expired)", func() error { _, err := s.RememberProof(ctx, old, time.Now().Add(-time.Second)); return err }())
+	if fresh, err := s.RememberProof(ctx, old, time.Now().Add(time.Minute)); err != nil || !fresh {
+		t.Errorf("RememberProof(after expiry) = %v, %v; want true", fresh, err)
+	}
+	// 20 at once: exactly one is fresh.
+	same := uid("proof")
+	freshCount := make([]bool, 20)
+	for i, err := range parallel(20, func(i int) error {
+		f, err := s.RememberProof(ctx, same, time.Now().Add(time.Minute))
+		freshCount[i] = f
+		return err
+	}) {
+		if err != nil {
+			t.Errorf("concurrent RememberProof #%d: %v", i, err)
+		}
+	}
+	n := 0
+	for _, f := range freshCount {
+		if f {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d of 20 concurrent RememberProof calls were fresh; want exactly 1", n)
 	}
 }
