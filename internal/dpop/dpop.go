@@ -40,6 +40,7 @@ type Proof struct {
 	JKT      string // RFC 7638 SHA-256 thumbprint of the proof's public key, base64url
 	JTI      string
 	IssuedAt time.Time
+	Nonce    string // the proof's nonce claim, if any
 }
 
 // Params are what a proof must match.
@@ -147,7 +148,7 @@ func Check(proof string, p Params) (*Proof, error) {
 	if err != nil {
 		return nil, invalid("no thumbprint for the key")
 	}
-	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, IssuedAt: issued}, nil
+	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, IssuedAt: issued, Nonce: c.Nonce}, nil
 }
 
 // SameURL compares an htu with the request's URL as RFC 9449 §4.3 asks:
