@@ -61,6 +61,8 @@ type Config struct {
 	// RefreshReuseInterval: a refresh token presented again within it, before
 	// its successor is used, answers the same successor; 0 is strict.
 	RefreshReuseInterval time.Duration
+	// DPoPNonce makes DPoP token requests carry a server nonce (RFC 9449 §8).
+	DPoPNonce bool
 
 	LockoutThreshold     int           // consecutive failed logins before a lock; 0 turns lockout off
 	LockoutDuration      time.Duration // how long a lock lasts

@@ -189,6 +189,7 @@ type clientInput struct {
 	Scopes     *[]string `json:"scopes"`
 	Audience   *[]string `json:"audience"`
 	Introspect *bool     `json:"introspect"`
+	DPoPBound  *bool     `json:"dpop_bound"`
 }
 
 func deref[T any](p *T) T {
@@ -234,6 +235,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 	c, secret, err := s.cfg.ClientHasher.NewClient(r.Context(), oauth.ClientSpec{
 		ID: in.ID, Name: deref(in.Name), Secret: in.Secret, Public: in.Public, GrantTypes: deref(in.GrantTypes),
 		Scopes: deref(in.Scopes), Audience: deref(in.Audience), Introspect: deref(in.Introspect),
+		DPoPBound: deref(in.DPoPBound),
 	})
 	if err != nil {
 		s.writeClientError(w, r, err)
@@ -265,7 +267,8 @@ func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusOK, oauth.Document(c, ""))
 }
 
-// patchClient changes name, grant_types, scopes, audience or introspect; the
+// patchClient changes name, grant_types, scopes, audience, introspect or
+// dpop_bound; the
 // id, the secret and whether the client is public stay.
 func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 	var in clientInput
@@ -291,6 +294,9 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 			}
 			if in.Introspect != nil {
 				x.Introspect = *in.Introspect
+			}
+			if in.DPoPBound != nil {
+				x.DPoPBound = *in.DPoPBound
 			}
 			return oauth.ClientSpec{ID: x.ID, Name: x.Name, Public: x.Public, GrantTypes: x.GrantTypes,
 				Scopes: x.Scopes, Audience: x.Audience}.Validate()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
@@ -44,7 +45,7 @@ func (s *Server) userinfoAuth(next http.HandlerFunc) http.Handler {
 
 func (s *Server) bearerAuth(forAPI bool, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r)
+		scheme, tok, ok := accessToken(r)
 		if !ok {
 			writeBearerError(w, r, false)
 			return
@@ -52,15 +53,30 @@ func (s *Server) bearerAuth(forAPI bool, next http.HandlerFunc) http.Handler {
 		c, err := s.cfg.OAuth.VerifyAccessToken(r.Context(), tok)
 		if err != nil {
 			if oauth.Rejected(err) {
-				writeBearerError(w, r, true)
+				writeTokenError(w, r, scheme, "invalid_token")
 				return
 			}
 			s.log.ErrorContext(r.Context(), "verify access token", "error", err)
 			writeUnavailable(w, r, "Token verification is unavailable.")
 			return
 		}
+		// RFC 9449 §7: a DPoP-bound token only with its proof, never as Bearer.
+		switch {
+		case scheme == schemeBearer && c.Confirmation != nil:
+			writeTokenError(w, r, scheme, "invalid_token")
+			return
+		case scheme == schemeDPoP:
+			if err := s.cfg.OAuth.ResourceProof(r, tok, c); errors.Is(err, oauth.ErrDPoPProof) {
+				writeTokenError(w, r, scheme, "invalid_dpop_proof")
+				return
+			} else if err != nil {
+				s.log.ErrorContext(r.Context(), "check DPoP proof", "error", err)
+				writeUnavailable(w, r, "DPoP proof checking is unavailable.")
+				return
+			}
+		}
 		if forAPI && !s.forAuthd(c) {
-			writeBearerError(w, r, true)
+			writeTokenError(w, r, scheme, "invalid_token")
 			return
 		}
 		if c.Username == "" {
@@ -69,6 +85,47 @@ func (s *Server) bearerAuth(forAPI bool, next http.HandlerFunc) http.Handler {
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
 	})
+}
+
+// Authorization schemes of access tokens.
+const (
+	schemeBearer = "Bearer" // RFC 6750
+	schemeDPoP   = "DPoP"   // RFC 9449 §7.1
+)
+
+// accessToken returns the scheme (Bearer or DPoP) and the token of the
+// request's one Authorization header.
+func accessToken(r *http.Request) (scheme, token string, ok bool) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) != 1 {
+		return "", "", false
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	tok = strings.TrimSpace(tok)
+	switch {
+	case !ok || tok == "":
+		return "", "", false
+	case strings.EqualFold(scheme, schemeBearer):
+		return schemeBearer, tok, true
+	case strings.EqualFold(scheme, schemeDPoP):
+		return schemeDPoP, tok, true
+	}
+	return "", "", false
+}
+
+// writeTokenError answers 401 with a challenge of the scheme the client
+// used (RFC 6750 §3, RFC 9449 §7.1), naming the error.
+func writeTokenError(w http.ResponseWriter, r *http.Request, scheme, code string) {
+	if scheme != schemeDPoP {
+		writeBearerError(w, r, true)
+		return
+	}
+	desc := "The access token is invalid, expired or revoked."
+	if code == "invalid_dpop_proof" {
+		desc = "The DPoP proof is missing, invalid, replayed or signed by another key than the token's."
+	}
+	w.Header().Set("WWW-Authenticate", `DPoP algs="`+strings.Join(oauth.DPoPAlgs(), " ")+`", error="`+code+`", error_description="`+desc+`"`)
+	writeProblem(w, r, http.StatusUnauthorized, desc)
 }
 
 // adminAuth admits users whose token carries the admin role and who are,

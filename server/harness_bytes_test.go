@@ -135,7 +135,7 @@ func newTestServer(tb testing.TB, st storage.Store) *testServer {
 	})
 	p, err := oauth.New(oauth.Options{
 		Issuer: testIssuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
-		Secret: []byte(testSecret), Store: st, Denylist: st, Signer: km, Auth: ids, Recorder: rec, Hasher: hasher, Logger: log,
+		Secret: []byte(testSecret), Store: st, Denylist: st, ProofReplay: st, Signer: km, Auth: ids, Recorder: rec, Hasher: hasher, Logger: log,
 	})
 	if err != nil {
 		tb.Fatal(err)

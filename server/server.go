@@ -281,7 +281,8 @@ func metadata(issuer string, oidc bool) map[string]any {
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
-		"scopes_supported": []string{"openid", "profile", "email", "offline_access"},
+		"scopes_supported":                  []string{"openid", "profile", "email", "offline_access"},
+		"dpop_signing_alg_values_supported": oauth.DPoPAlgs(),
 		// No service_documentation: authd serves no documentation page.
 	}
 	if oidc {
@@ -342,20 +343,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": status == http.StatusOK, "checks": report})
-}
-
-// bearer returns the token of an "Authorization: Bearer" header (RFC 6750 §2.1).
-func bearer(r *http.Request) (string, bool) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
 }
 
 // writeBearerError answers 401 per RFC 6750 §3.

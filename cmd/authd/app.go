@@ -159,9 +159,19 @@ func (d *deps) provider(clientIP func(*http.Request) string) (*oauth.Provider, e
 		Issuer: d.cfg.Issuer, AccessTokenTTL: d.cfg.AccessTokenTTL, RefreshTokenTTL: d.cfg.RefreshTokenTTL,
 		RefreshFamilyTTL: d.cfg.RefreshFamilyTTL, RefreshReuseInterval: d.cfg.RefreshReuseInterval,
 		Secret: secret, OldSecrets: old,
-		Store: d.store, Denylist: d.denylist, Signer: d.keys, Auth: d.identity, Recorder: d.recorder,
-		Hasher: d.hasher, Logger: d.log, ClientIP: clientIP,
+		Store: d.store, Denylist: d.denylist, ProofReplay: d.proofReplay(), DPoPNonces: d.cfg.DPoPNonce,
+		Signer: d.keys, Auth: d.identity, Recorder: d.recorder, Hasher: d.hasher, Logger: d.log, ClientIP: clientIP,
 	})
+}
+
+// proofReplay is where DPoP proof ids are remembered: Redis when configured
+// (every replica shares it), over the SQL store, which every replica shares
+// too and which answers while Redis does not.
+func (d *deps) proofReplay() storage.ProofReplay {
+	if d.redis == nil {
+		return d.store
+	}
+	return redis.NewProofReplay(d.redis, d.cfg.RedisKeyPrefix, d.store, d.log)
 }
 
 // Close releases the store and Redis client.

@@ -141,6 +141,7 @@ func (e *env) clientsCommand() *cobra.Command {
 	f.StringVar(&scopes, "scopes", "", "space- or comma-separated scopes the client may request")
 	f.StringVar(&audience, "audience", "", "comma-separated audiences the client may request (add the issuer URL for tokens that also call authd's API)")
 	f.BoolVar(&spec.Introspect, "introspect", false, "may introspect any token (a resource server)")
+	f.BoolVar(&spec.DPoPBound, "dpop-bound", false, "must bind its tokens to a key it holds with DPoP (RFC 9449); without a DPoP proof its token requests fail")
 	f.StringVar(&spec.Name, "name", "", "display name")
 	_ = create.MarkFlagRequired("id")
 	create.MarkFlagsMutuallyExclusive("secret", "public")

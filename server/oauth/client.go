@@ -168,6 +168,7 @@ type ClientSpec struct {
 	Scopes     []string
 	Audience   []string
 	Introspect bool
+	DPoPBound  bool // must bind its tokens with DPoP
 }
 
 // Validate lists every problem of spec at once.
@@ -229,7 +230,7 @@ func (h *SecretHasher) NewClient(ctx context.Context, spec ClientSpec) (storage.
 	c := storage.Client{
 		ID: spec.ID, Name: spec.Name, Public: spec.Public,
 		GrantTypes: dedupe(spec.GrantTypes), Scopes: dedupe(spec.Scopes), Audience: dedupe(spec.Audience),
-		Introspect: spec.Introspect,
+		Introspect: spec.Introspect, DPoPBound: spec.DPoPBound,
 	}
 	secret := spec.Secret
 	if !spec.Public {
@@ -253,6 +254,7 @@ type ClientDocument struct {
 	Scopes     []string  `json:"scopes"`
 	Audience   []string  `json:"audience"`
 	Introspect bool      `json:"introspect"`
+	DPoPBound  bool      `json:"dpop_bound"`
 	CreatedAt  time.Time `json:"created_at,omitzero"`
 }
 
@@ -269,7 +271,7 @@ func Document(c storage.Client, secret string) ClientDocument {
 		return s
 	}
 	return ClientDocument{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
-		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect, CreatedAt: c.CreatedAt}
+		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect, DPoPBound: c.DPoPBound, CreatedAt: c.CreatedAt}
 }
 
 func dedupe(in []string) []string {

@@ -179,6 +179,8 @@ type Introspection struct {
 	Issuer    string   `json:"iss,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
 	Roles     []string `json:"roles,omitempty"`
+	// Confirmation is the DPoP key a bound access token is tied to.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 }
 
 // Introspect serves POST /oauth2/introspect. A client registered to
@@ -213,7 +215,7 @@ func (p *Provider) introspect(ctx context.Context, caller storage.Client, token,
 		return Introspection{
 			Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: c.Username, TokenType: "Bearer",
 			ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, Subject: c.Subject,
-			Audience: c.Audience, Issuer: c.Issuer, JTI: c.ID, Roles: c.Roles,
+			Audience: c.Audience, Issuer: c.Issuer, JTI: c.ID, Roles: c.Roles, Confirmation: c.Confirmation,
 		}, nil
 	}
 	rt, req, err := p.lookupRefresh(ctx, token)

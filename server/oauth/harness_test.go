@@ -77,7 +77,7 @@ func newHarnessWith(tb testing.TB, st storage.Store, params identity.Params, opt
 	ids := identity.NewService(st, rec, identity.Options{LockoutThreshold: 1000, LockoutDuration: time.Minute, Params: params})
 	o := oauth.Options{
 		Issuer: issuer, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
-		Secret: []byte(secret), Store: st, Denylist: st, Signer: km, Auth: ids, Recorder: rec, Hasher: hasher,
+		Secret: []byte(secret), Store: st, Denylist: st, ProofReplay: st, Signer: km, Auth: ids, Recorder: rec, Hasher: hasher,
 	}
 	if opt != nil {
 		opt(&o)

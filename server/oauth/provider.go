@@ -42,10 +42,15 @@ type Options struct {
 
 	Store    Store
 	Denylist storage.Denylist
-	Signer   Signer
-	Auth     Authenticator
-	Recorder Recorder
-	Hasher   *SecretHasher
+	// ProofReplay remembers DPoP proof ids (the SQL store, or Redis over it).
+	ProofReplay storage.ProofReplay
+	// DPoPNonces makes token requests with DPoP carry a server nonce
+	// (use_dpop_nonce / DPoP-Nonce, RFC 9449 §8).
+	DPoPNonces bool
+	Signer     Signer
+	Auth       Authenticator
+	Recorder   Recorder
+	Hasher     *SecretHasher
 
 	ClientIP func(*http.Request) string // nil: the connection's address
 	Logger   *slog.Logger
@@ -55,6 +60,7 @@ type Options struct {
 // Provider serves the OAuth 2.0 endpoints.
 type Provider struct {
 	o       Options
+	dpop    *dpopChecker
 	fosite  *fosite.Fosite
 	clients *clientAuthenticator
 	tokens  *accessTokens
@@ -79,7 +85,7 @@ func refreshKey(secret []byte) []byte {
 // New builds the provider; it fails on a missing dependency rather than at the first request.
 func New(o Options) (*Provider, error) {
 	switch {
-	case o.Store == nil || o.Denylist == nil || o.Signer == nil || o.Auth == nil || o.Recorder == nil || o.Hasher == nil:
+	case o.Store == nil || o.Denylist == nil || o.ProofReplay == nil || o.Signer == nil || o.Auth == nil || o.Recorder == nil || o.Hasher == nil:
 		return nil, errors.New("oauth: missing dependency")
 	case len(o.Secret) < 32:
 		return nil, errors.New("oauth: secret must be at least 32 bytes")
@@ -99,6 +105,7 @@ func New(o Options) (*Provider, error) {
 	}
 	p := &Provider{o: o, log: o.Logger, now: o.Now}
 	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
+	p.dpop = newDPoPChecker(o.ProofReplay, o.Secret, o.DPoPNonces, o.Now)
 	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}
 	p.store = &fositeStore{store: o.Store, deny: o.Denylist, auth: o.Auth, rec: o.Recorder, accessTTL: o.AccessTokenTTL,
 		reuseInterval: o.RefreshReuseInterval, now: o.Now}
@@ -179,7 +186,15 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The refresh_token parameter is missing."))
 		return
 	}
-	ri := &reqInfo{IP: p.o.ClientIP(r)}
+	if n := p.dpop.CurrentNonce(); n != "" {
+		w.Header().Set("DPoP-Nonce", n)
+	}
+	proof, err := p.tokenProof(r)
+	if err != nil {
+		p.writeError(w, r, dpopError(err))
+		return
+	}
+	ri := &reqInfo{IP: p.o.ClientIP(r), Proof: proof}
 	ctx := withReqInfo(r.Context(), ri)
 	sess := &Session{}
 	ar, err := p.fosite.NewAccessRequest(ctx, r, sess)
@@ -205,6 +220,9 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 			delete(ext.Extra, "refresh_token")
 		}
 	}
+	if proof != nil {
+		resp.SetTokenType("DPoP")
+	}
 	writeJSON(w, http.StatusOK, resp.ToMap()) // what fosite's WriteAccessResponse writes, with authd's Content-Type
 }
 
@@ -217,6 +235,13 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: unexpected session type %T", ar.GetSession()))
 	}
 	c := ar.GetClient()
+	proof := reqInfoFrom(ctx).Proof
+	if cl, ok := c.(client); ok && cl.c.DPoPBound && proof == nil {
+		return errInvalidDPoPProof.WithHint("This client must send a DPoP proof with every token request.")
+	}
+	if err := bindSession(sess, c, ar.GetGrantTypes().ExactOne(GrantRefreshToken), proof); err != nil {
+		return err
+	}
 	switch {
 	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
 		u, err := p.o.Store.GetUser(ctx, sess.Subject)

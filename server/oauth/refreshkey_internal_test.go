@@ -39,7 +39,7 @@ func TestRefreshKeyIsDerived(t *testing.T) {
 	rec := events.NewRecorder(st, nil)
 	p, err := New(Options{
 		Issuer: "https://authd.test", AccessTokenTTL: time.Minute, RefreshTokenTTL: time.Hour, RefreshFamilyTTL: time.Hour,
-		Secret: secret, Store: st, Denylist: st, Signer: km, Recorder: rec, Hasher: hasher,
+		Secret: secret, Store: st, Denylist: st, ProofReplay: st, Signer: km, Recorder: rec, Hasher: hasher,
 		Auth: identity.NewService(st, rec, identity.Options{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}),
 	})
 	if err != nil {

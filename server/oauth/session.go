@@ -17,6 +17,9 @@ type Session struct {
 	// the first grant; refreshes slide the refresh expiry but never past it.
 	FamilyDeadline time.Time                      `json:"family_deadline,omitzero"`
 	ExpiresAt      map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+	// JKT is the thumbprint of the DPoP key the tokens are bound to (cnf.jkt);
+	// stored with a refresh token, it binds a public client's refreshes.
+	JKT string `json:"jkt,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
+	"github.com/authd/authd/internal/dpop"
 	"github.com/authd/authd/storage"
 )
 
@@ -42,6 +43,7 @@ type reqInfo struct {
 	ClientID string
 	IP       string
 	User     *storage.User // the user the password grant authenticated
+	Proof    *dpop.Proof   // the token request's checked DPoP proof, nil without one
 }
 
 type reqInfoKey struct{}

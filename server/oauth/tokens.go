@@ -36,6 +36,13 @@ type AccessClaims struct {
 	Roles     []string `json:"roles"`
 	Username  string   `json:"preferred_username,omitempty"`
 	Family    string   `json:"sid"` // refresh family (request id): revoking it denylists the token
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6.1).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a DPoP-bound token.
+type Confirmation struct {
+	JKT string `json:"jkt"` // RFC 7638 SHA-256 thumbprint, base64url
 }
 
 // audience is "aud": one string or an array when decoding, always an array when encoding.
@@ -162,6 +169,9 @@ func (t *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 	}
 	if c.Roles == nil {
 		c.Roles = []string{}
+	}
+	if sess.JKT != "" {
+		c.Confirmation = &Confirmation{JKT: sess.JKT}
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
