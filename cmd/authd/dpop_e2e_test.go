@@ -220,8 +220,14 @@ func TestDPoPNonce(t *testing.T) {
 	if code, _, m := f.tokenRequest(nil, form, key.proof("POST", tokenURL, "", map[string]any{"nonce": "made-up"})); code != http.StatusBadRequest || m["error"] != "use_dpop_nonce" {
 		t.Errorf("proof with a wrong nonce: %d %v", code, m)
 	}
-	if code, _, m := f.tokenRequest(nil, form, key.proof("POST", tokenURL, "", map[string]any{"nonce": nonce})); code != http.StatusOK || m["token_type"] != "DPoP" {
-		t.Errorf("proof with the nonce: %d %v", code, m)
+	code, _, m = f.tokenRequest(nil, form, key.proof("POST", tokenURL, "", map[string]any{"nonce": nonce}))
+	if code != http.StatusOK || m["token_type"] != "DPoP" {
+		t.Fatalf("proof with the nonce: %d %v", code, m)
+	}
+	// Resource requests to authd's API need no nonce (none is handed out there).
+	at := str(m, "access_token")
+	if code, _ := f.resource("/api/v1/me", "DPoP", at, key.proof("GET", f.base+"/api/v1/me", at, nil)); code != http.StatusOK {
+		t.Errorf("/api/v1/me with DPoP while token nonces are on: %d", code)
 	}
 }
 

@@ -96,16 +96,17 @@ func proofHeader(r *http.Request) (string, error) {
 }
 
 // check verifies proof for a request to url (method, and accessToken when
-// presented to a resource), its nonce when nonces are on, and that its jti
-// was not seen before. Errors wrap dpop.ErrInvalidProof or dpop.ErrUseNonce;
-// others are the replay store's.
-func (c *dpopChecker) check(ctx context.Context, proof, method, url, accessToken string) (*dpop.Proof, error) {
+// presented to a resource), its nonce when nonces are on and asked for (the
+// token endpoint hands them out), and that its jti was not seen before.
+// Errors wrap dpop.ErrInvalidProof or dpop.ErrUseNonce; others are the
+// replay store's.
+func (c *dpopChecker) check(ctx context.Context, proof, method, url, accessToken string, nonce bool) (*dpop.Proof, error) {
 	now := c.now()
 	pr, err := dpop.Check(proof, dpop.Params{Method: method, URL: url, AccessToken: accessToken, Window: dpopWindow, Now: now})
 	if err != nil {
 		return nil, err
 	}
-	if c.nonceKey != nil && pr.Nonce != c.nonce(now) && pr.Nonce != c.nonce(now.Add(-dpopNonceEvery)) {
+	if nonce && c.nonceKey != nil && pr.Nonce != c.nonce(now) && pr.Nonce != c.nonce(now.Add(-dpopNonceEvery)) {
 		return nil, dpop.ErrUseNonce
 	}
 	fresh, err := c.replay.RememberProof(ctx, pr.JKT+":"+pr.JTI, pr.IssuedAt.Add(dpopWindow+time.Second))
@@ -124,7 +125,7 @@ func (p *Provider) tokenProof(r *http.Request) (*dpop.Proof, error) {
 	if err != nil || proof == "" {
 		return nil, err
 	}
-	return p.dpop.check(r.Context(), proof, http.MethodPost, p.o.Issuer+"/oauth2/token", "")
+	return p.dpop.check(r.Context(), proof, http.MethodPost, p.o.Issuer+"/oauth2/token", "", true)
 }
 
 // dpopError maps a proof failure to the token endpoint's error.
@@ -166,7 +167,7 @@ func (p *Provider) ResourceProof(r *http.Request, token string, c *AccessClaims)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDPoPProof, err)
 	}
-	pr, err := p.dpop.check(r.Context(), proof, r.Method, p.o.Issuer+r.URL.EscapedPath(), token)
+	pr, err := p.dpop.check(r.Context(), proof, r.Method, p.o.Issuer+r.URL.EscapedPath(), token, false)
 	switch {
 	case errors.Is(err, dpop.ErrInvalidProof) || errors.Is(err, dpop.ErrUseNonce):
 		return fmt.Errorf("%w: %w", ErrDPoPProof, err)
