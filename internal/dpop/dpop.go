@@ -78,6 +78,9 @@ func Check(proof string, p Params) (*Proof, error) {
 	if proof == "" || len(proof) > MaxProofLen {
 		return nil, invalid("missing or too long")
 	}
+	if !canonicalCompact(proof) {
+		return nil, invalid("not three canonical base64url parts")
+	}
 	algs := p.Algs
 	if len(algs) == 0 {
 		algs = Algs
@@ -86,7 +89,10 @@ func Check(proof string, p Params) (*Proof, error) {
 	for i, a := range algs {
 		sigAlgs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(proof, sigAlgs)
+	// A DPoP proof is a JWT: compact serialization only (RFC 7519 §1). The
+	// JSON serializations could carry unprotected headers and more than one
+	// signature.
+	jws, err := jose.ParseSignedCompact(proof, sigAlgs)
 	if err != nil {
 		return nil, invalid("not a compact JWS with an accepted algorithm")
 	}
@@ -151,6 +157,64 @@ func Check(proof string, p Params) (*Proof, error) {
 	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, IssuedAt: issued, Nonce: c.Nonce}, nil
 }
 
+// canonicalCompact reports whether s is three non-empty base64url parts,
+// unpadded, each with its unused low bits zero: one byte string has one
+// encoding, so a proof cannot be re-encoded into a different string with the
+// same signature (the base64 decoder alone would also skip CR and LF and
+// ignore those bits).
+func canonicalCompact(s string) bool {
+	parts, start := 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			if b64Value(s[i]) < 0 {
+				return false
+			}
+			continue
+		}
+		part := s[start:i]
+		if part == "" || !canonicalTail(part) {
+			return false
+		}
+		parts++
+		start = i + 1
+	}
+	return parts == 3
+}
+
+// canonicalTail reports whether the unused low bits of the last character of
+// an unpadded base64 part are zero.
+func canonicalTail(part string) bool {
+	var unused uint
+	switch len(part) % 4 {
+	case 0:
+		return true
+	case 1:
+		return false
+	case 2:
+		unused = 4
+	case 3:
+		unused = 2
+	}
+	return b64Value(part[len(part)-1])&(1<<unused-1) == 0
+}
+
+// b64Value is the value of a base64url character, or -1.
+func b64Value(c byte) int {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return int(c - 'A')
+	case 'a' <= c && c <= 'z':
+		return int(c-'a') + 26
+	case '0' <= c && c <= '9':
+		return int(c-'0') + 52
+	case c == '-':
+		return 62
+	case c == '_':
+		return 63
+	}
+	return -1
+}
+
 // SameURL compares an htu with the request's URL as RFC 9449 §4.3 asks:
 // without query and fragment, scheme and host case-insensitively.
 func SameURL(htu, want string) bool {
@@ -182,13 +246,15 @@ type ReplayCache interface {
 
 // MemoryReplayCache is a ReplayCache for one process, holding at most max
 // entries: when full it refuses new proofs (fails closed) until entries
-// expire, rather than forgetting ones still in their window.
+// expire, rather than forgetting ones still in their window. Expired entries
+// leave in order of expiry (a heap), so each call costs O(log n) even when
+// the cache is full.
 type MemoryReplayCache struct {
-	mu     sync.Mutex
-	max    int
-	seen   map[string]time.Time
-	now    func() time.Time
-	lastGC time.Time
+	mu   sync.Mutex
+	max  int
+	seen map[string]time.Time
+	exp  expiryHeap // the entries of seen, soonest expiry first
+	now  func() time.Time
 }
 
 // ErrCacheFull is returned by MemoryReplayCache.Remember when it holds max
@@ -211,20 +277,63 @@ func (c *MemoryReplayCache) Remember(_ context.Context, key string, until time.T
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if exp, ok := c.seen[key]; ok && now.Before(exp) {
-		return false, nil
+	// Forget what has expired; afterwards every entry of seen is live.
+	for len(c.exp) > 0 && !now.Before(c.exp[0].until) {
+		delete(c.seen, c.exp.pop().key)
 	}
-	if len(c.seen) >= c.max || now.Sub(c.lastGC) > time.Minute {
-		for k, exp := range c.seen {
-			if !now.Before(exp) {
-				delete(c.seen, k)
-			}
-		}
-		c.lastGC = now
+	if _, ok := c.seen[key]; ok {
+		return false, nil
 	}
 	if len(c.seen) >= c.max {
 		return false, ErrCacheFull
 	}
 	c.seen[key] = until
+	c.exp.push(expiry{until: until, key: key})
 	return true, nil
+}
+
+type expiry struct {
+	until time.Time
+	key   string
+}
+
+// expiryHeap is a binary min-heap on until.
+type expiryHeap []expiry
+
+func (h *expiryHeap) push(e expiry) {
+	*h = append(*h, e)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !s[i].until.Before(s[parent].until) {
+			break
+		}
+		s[i], s[parent] = s[parent], s[i]
+		i = parent
+	}
+}
+
+func (h *expiryHeap) pop() expiry {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s[last] = expiry{}
+	s = s[:last]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < len(s) && s[l].until.Before(s[small].until) {
+			small = l
+		}
+		if r < len(s) && s[r].until.Before(s[small].until) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		s[i], s[small] = s[small], s[i]
+		i = small
+	}
+	*h = s
+	return top
 }
