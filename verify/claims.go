@@ -20,8 +20,20 @@ type Claims struct {
 	Username  string    // preferred_username; empty for client_credentials tokens
 	Scopes    []string  // scope, split on spaces
 	Roles     []string  // roles
+	// Confirmation is the key the token is bound to (cnf, RFC 7800): set
+	// for DPoP-bound tokens, which only VerifyDPoP and the middleware in a
+	// DPoP mode accept.
+	Confirmation Confirmation
 
-	raw []byte // the JSON claims set, for Decode
+	bound bool   // the token has a cnf claim, whatever it holds
+	raw   []byte // the JSON claims set, for Decode
+}
+
+// Confirmation is a token's cnf claim.
+type Confirmation struct {
+	// JKT is the base64url RFC 7638 SHA-256 thumbprint of the DPoP key the
+	// token is bound to (RFC 9449 §6.1); empty for an unbound token.
+	JKT string
 }
 
 // HasRole reports whether the token's roles include role.

@@ -84,14 +84,26 @@ func (v *Verifier) setupIntrospection(cfg Config, client *http.Client, discovere
 // fails at once with ErrRevoked. Answers are reused for the same token for
 // Config.IntrospectionCacheTTL. When the endpoint cannot be asked, the error
 // matches ErrUnavailable: online mode fails closed.
+//
+// Like Verify, it refuses a DPoP-bound token; OnlineMiddleware in a DPoP
+// mode checks such a token's proof, then asks.
 func (v *Verifier) Introspect(ctx context.Context, token string) (*Claims, error) {
 	c, err := v.Verify(ctx, token)
 	if err != nil {
 		return nil, err
 	}
+	if err := v.active(ctx, token); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// active asks the introspection endpoint (or its cache) whether token, which
+// the caller verified, is still active.
+func (v *Verifier) active(ctx context.Context, token string) error {
 	in := v.intro
 	if in == nil {
-		return nil, fmt.Errorf("%w: online mode is not configured (IntrospectionClientID)", ErrUnavailable)
+		return fmt.Errorf("%w: online mode is not configured (IntrospectionClientID)", ErrUnavailable)
 	}
 	key := sha256.Sum256([]byte(token))
 	active, ok := in.lookup(key)
@@ -108,18 +120,18 @@ func (v *Verifier) Introspect(ctx context.Context, token string) (*Claims, error
 		})
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 		case res := <-ch:
 			if res.Err != nil {
-				return nil, res.Err
+				return res.Err
 			}
 			active = res.Val.(bool)
 		}
 	}
 	if !active {
-		return nil, ErrRevoked
+		return ErrRevoked
 	}
-	return c, nil
+	return nil
 }
 
 func (in *introspector) lookup(key [sha256.Size]byte) (active, ok bool) {

@@ -201,6 +201,9 @@ type payload struct {
 	Scp      []string `json:"scp"`
 	Roles    []string `json:"roles"`
 	Username string   `json:"preferred_username"`
+	Cnf      *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 // audience reads aud as a string or an array of strings.
@@ -240,6 +243,10 @@ func (t *token) claims() (*Claims, error) {
 		Scopes:   p.Scp,
 		Roles:    p.Roles,
 		raw:      b,
+	}
+	if p.Cnf != nil {
+		c.bound = true
+		c.Confirmation.JKT = p.Cnf.JKT
 	}
 	if p.Scope != "" {
 		c.Scopes = strings.Fields(p.Scope)

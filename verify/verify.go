@@ -32,8 +32,20 @@ var (
 	// ErrRevoked reports a token that the introspection endpoint calls inactive.
 	ErrRevoked = errors.New("verify: token revoked")
 	// ErrUnavailable reports that the authorization server could not be asked
-	// (discovery, key set or introspection).
+	// (discovery, key set or introspection), or that the DPoP replay cache
+	// failed: both fail closed.
 	ErrUnavailable = errors.New("verify: authorization server unavailable")
+	// ErrDPoPProof reports a DPoP proof (RFC 9449 §4.3) that is missing,
+	// malformed, badly signed, outside its time window, already used, made
+	// for another request or another access token, or signed by another key
+	// than the one the token is bound to. The middleware answers it with
+	// error="invalid_dpop_proof".
+	ErrDPoPProof = errors.New("verify: invalid DPoP proof")
+	// ErrDPoPBinding reports a token presented against its binding: a
+	// DPoP-bound token (with a cnf claim) as a bearer token (RFC 9449 §7.2),
+	// or an unbound token where a DPoP-bound one is needed. It also matches
+	// ErrInvalid.
+	ErrDPoPBinding = fmt.Errorf("%w: DPoP binding", ErrInvalid)
 )
 
 // MaxTokenSize is the largest token Verify looks at, in bytes.
@@ -69,8 +81,9 @@ type Config struct {
 	// caused by an unknown kid (10s when zero), so that a flood of tokens with
 	// made-up kids cannot hammer the authorization server.
 	MinRefetchInterval time.Duration
-	// Now is the clock for exp, nbf and iat; time.Now when nil. It is used
-	// for nothing else: MinRefetchInterval, the key-set refresh and the
+	// Now is the clock for exp, nbf and iat, and for DPoP proofs' iat and
+	// the default DPoP replay cache; time.Now when nil. It is used for
+	// nothing else: MinRefetchInterval, the key-set refresh and the
 	// introspection cache always run on the real clock.
 	Now func() time.Time
 	// Logger receives refresh failures and rejected tokens (never the token
@@ -90,6 +103,27 @@ type Config struct {
 	// IntrospectionCacheTTL is how long an introspection answer is reused
 	// for the same token: 5s when zero.
 	IntrospectionCacheTTL time.Duration
+
+	// DPoP says which tokens Middleware and OnlineMiddleware take (RFC
+	// 9449): DPoPOff (the default: Bearer only, bound tokens refused),
+	// DPoPAccept (Bearer for unbound tokens, the DPoP scheme with a proof
+	// for bound ones) or DPoPRequire (bound tokens with a proof only).
+	DPoP DPoPMode
+	// PublicURL is where clients reach this service: scheme://host[:port],
+	// and any path prefix that a proxy in front removes. A DPoP proof's htu
+	// must be PublicURL followed by the request's path. When empty, the
+	// scheme and host come from the request itself (r.TLS, r.Host): set it
+	// behind a proxy or load balancer, whose forwarded headers are never
+	// trusted.
+	PublicURL string
+	// DPoPReplayCache remembers accepted proofs so that none is accepted
+	// twice; by default an in-memory cache of at most 100,000 proofs for
+	// this process (NewMemoryReplayCache). Replicas of a service should
+	// share one.
+	DPoPReplayCache ReplayCache
+	// DPoPWindow is how far a proof's iat may be from now, either way: 60s
+	// when zero, at most 5 minutes.
+	DPoPWindow time.Duration
 }
 
 // Verifier checks authd access tokens. It is safe for concurrent use.
@@ -102,6 +136,8 @@ type Verifier struct {
 	now      func() time.Time // Config.Now: for exp, nbf and iat only
 	clock    clock            // for the caches and the refresh schedule
 	log      *slog.Logger
+
+	dpop dpopConfig
 
 	keys   atomic.Pointer[keySet]
 	remote *remoteKeys   // nil for a static key set
@@ -204,6 +240,12 @@ func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 	if cfg.IntrospectionCacheTTL < 0 {
 		problems = append(problems, errors.New("verify: Config.IntrospectionCacheTTL must not be negative"))
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	dp, dpopProblems := newDPoPConfig(cfg, now)
+	problems = append(problems, dpopProblems...)
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
 		algs = []string{"ES256", "RS256", "EdDSA"}
@@ -225,10 +267,6 @@ func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 		leeway = defaultLeeway
 	}
 	leeway = min(leeway, maxLeeway)
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -246,6 +284,7 @@ func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 		now:      now,
 		clock:    clk,
 		log:      log,
+		dpop:     dp,
 	}, nil
 }
 
@@ -261,11 +300,26 @@ func (v *Verifier) Close() error {
 	return nil
 }
 
-// Verify checks token locally: size, signature against the issuer's keys,
-// alg, typ, iss, aud, exp, nbf and iat. It returns the token's claims, or an
-// error that matches one of the package's sentinel errors with errors.Is.
-// ctx bounds the key-set refetch that an unknown kid may cause.
+// Verify checks a bearer token locally: size, signature against the
+// issuer's keys, alg, typ, iss, aud, exp, nbf and iat. It returns the
+// token's claims, or an error that matches one of the package's sentinel
+// errors with errors.Is. A token bound to a key (cnf, RFC 9449) is refused
+// with ErrDPoPBinding: it is good only with a proof of that key, which
+// VerifyDPoP checks. ctx bounds the key-set refetch that an unknown kid may
+// cause.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.verifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if c.bound {
+		return nil, fmt.Errorf("%w: the token is bound to a key (cnf) and needs a DPoP proof", ErrDPoPBinding)
+	}
+	return c, nil
+}
+
+// verifyToken is Verify without the binding check.
+func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenSize)
 	}
