@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -14,11 +19,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // TestWithRealAuthd runs authd and this service as real processes: sign up,
-// log in, create an order, a user's DELETE is 403 and an admin's 204, and in
-// online mode a token revoked by logout is refused at once.
+// log in, create an order, a user's DELETE is 403 and an admin's 204, in
+// online mode a token revoked by logout is refused at once, and with -dpop
+// only a DPoP-bound token with a fresh proof of its key is taken.
 func TestWithRealAuthd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs two binaries")
@@ -98,6 +106,121 @@ func TestWithRealAuthd(t *testing.T) {
 	if code, _ := call(t, "GET", "http://"+local+"/orders", alice, ""); code != http.StatusOK {
 		t.Errorf("local mode with a revoked, unexpired token: %d; want 200 (local checks cannot see revocation)", code)
 	}
+
+	// DPoP mode: authd binds the token to the client's key (proofs built
+	// here with go-jose), and the -dpop service takes it only with a fresh
+	// proof of that key for each request.
+	bound := freeAddr(t)
+	start(t, oenv, "http://"+bound+"/healthz", orders, "-addr", bound, "-issuer", issuer, "-audience", "orders", "-dpop")
+	key := newE2EKey(t)
+	dpopTok := loginDPoP(t, issuer, "alice", "purple otter wanders at dawn", key)
+	ordersURL := "http://" + bound + "/orders"
+	proof := key.proof("POST", ordersURL, dpopTok)
+	if code, body := callDPoP(t, "POST", ordersURL, "DPoP", dpopTok, proof, `{"item":"lamp","quantity":1}`); code != http.StatusCreated {
+		t.Fatalf("DPoP create: %d %s", code, body)
+	}
+	if code, _ := callDPoP(t, "GET", ordersURL, "DPoP", dpopTok, key.proof("GET", ordersURL, dpopTok), ""); code != http.StatusOK {
+		t.Errorf("DPoP list: %d; want 200", code)
+	}
+	thief := newE2EKey(t)
+	for name, c := range map[string]struct{ scheme, token, proof string }{
+		"replayed proof":          {"DPoP", dpopTok, proof},
+		"no proof":                {"DPoP", dpopTok, ""},
+		"proof of another key":    {"DPoP", dpopTok, thief.proof("POST", ordersURL, dpopTok)},
+		"proof for another URL":   {"DPoP", dpopTok, key.proof("POST", "http://"+local+"/orders", dpopTok)},
+		"bound token as Bearer":   {"Bearer", dpopTok, ""},
+		"unbound token as Bearer": {"Bearer", boss, ""},
+	} {
+		if code, body := callDPoP(t, "POST", ordersURL, c.scheme, c.token, c.proof, `{"item":"pen","quantity":1}`); code != http.StatusUnauthorized {
+			t.Errorf("-dpop service, %s: %d %s; want 401", name, code, body)
+		}
+	}
+	if code, _ := call(t, "GET", "http://"+local+"/orders", dpopTok, ""); code != http.StatusUnauthorized {
+		t.Errorf("Bearer-only service, bound token as Bearer: %d; want 401 (RFC 9449 §7.2)", code)
+	}
+}
+
+// e2eKey is a client's DPoP key.
+type e2eKey struct {
+	t   *testing.T
+	key *ecdsa.PrivateKey
+}
+
+func newE2EKey(t *testing.T) *e2eKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &e2eKey{t: t, key: k}
+}
+
+// proof is a DPoP proof for method and url, with ath when token is set.
+func (k *e2eKey) proof(method, url, token string) string {
+	k.t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.key},
+		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	var jti [12]byte
+	_, _ = rand.Read(jti[:])
+	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti[:]), "htm": method, "htu": url, "iat": time.Now().Unix()}
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		c["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	payload, _ := json.Marshal(c)
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	s, err := jws.CompactSerialize()
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return s
+}
+
+func callDPoP(t *testing.T, method, u, scheme, token, proof, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", scheme+" "+token)
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// loginDPoP is login with a DPoP proof: the token must come back DPoP-bound.
+func loginDPoP(t *testing.T, issuer, user, pass string, key *e2eKey) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "audience": {"orders"}}
+	req, _ := http.NewRequest("POST", issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", key.proof("POST", issuer+"/oauth2/token", ""))
+	req.SetBasicAuth("orders-cli", "orders-cli-secret-0123456789abcdef0123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	at, _ := m["access_token"].(string)
+	if resp.StatusCode != http.StatusOK || at == "" || m["token_type"] != "DPoP" {
+		t.Fatalf("login %s with DPoP: %d %v; want a DPoP token", user, resp.StatusCode, m)
+	}
+	return at
 }
 
 func build(t *testing.T, out, pkg string) {

@@ -13,6 +13,8 @@
 //	-audience  ORDERS_AUDIENCE   the aud tokens must carry (orders)
 //	-online    ORDERS_ONLINE     check every token with authd's introspection endpoint
 //	           ORDERS_CLIENT_ID, ORDERS_CLIENT_SECRET  this service's client, for -online
+//	-dpop      ORDERS_DPOP       take only DPoP-bound tokens, each request with a DPoP proof (RFC 9449)
+//	-public-url ORDERS_PUBLIC_URL the URL clients call this service at (the proofs' htu), behind a proxy
 package main
 
 import (
@@ -49,6 +51,8 @@ type config struct {
 	online       bool
 	clientID     string
 	clientSecret string
+	dpop         bool
+	publicURL    string
 }
 
 // loadConfig reads flags, falling back to the environment, then defaults.
@@ -61,13 +65,24 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		}
 		return def
 	}
-	onlineDefault := false
-	if v := getenv("ORDERS_ONLINE"); v != "" {
+	boolEnv := func(name string) (bool, error) {
+		v := getenv(name)
+		if v == "" {
+			return false, nil
+		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return config{}, fmt.Errorf("ORDERS_ONLINE=%q: %w", v, err)
+			return false, fmt.Errorf("%s=%q: %w", name, v, err)
 		}
-		onlineDefault = b
+		return b, nil
+	}
+	onlineDefault, err := boolEnv("ORDERS_ONLINE")
+	if err != nil {
+		return config{}, err
+	}
+	dpopDefault, err := boolEnv("ORDERS_DPOP")
+	if err != nil {
+		return config{}, err
 	}
 	var c config
 	fs := flag.NewFlagSet("orders", flag.ContinueOnError)
@@ -76,6 +91,8 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.audience, "audience", env("ORDERS_AUDIENCE", "orders"), "audience tokens must carry (ORDERS_AUDIENCE)")
 	fs.BoolVar(&c.online, "online", onlineDefault, "ask authd's introspection endpoint about every token (ORDERS_ONLINE)")
 	fs.StringVar(&c.clientID, "client-id", getenv("ORDERS_CLIENT_ID"), "client id for introspection (ORDERS_CLIENT_ID)")
+	fs.BoolVar(&c.dpop, "dpop", dpopDefault, "take only DPoP-bound access tokens, each request with a DPoP proof (ORDERS_DPOP)")
+	fs.StringVar(&c.publicURL, "public-url", getenv("ORDERS_PUBLIC_URL"), "URL clients call this service at, for DPoP proofs' htu behind a proxy; default: from the request (ORDERS_PUBLIC_URL)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -93,7 +110,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	vcfg := verify.Config{Issuer: cfg.issuer, Audience: cfg.audience, Logger: log}
+	vcfg := verify.Config{Issuer: cfg.issuer, Audience: cfg.audience, Logger: log, PublicURL: cfg.publicURL}
+	if cfg.dpop {
+		vcfg.DPoP = verify.DPoPRequire
+	}
 	if cfg.online {
 		vcfg.IntrospectionClientID = cfg.clientID
 		vcfg.IntrospectionClientSecret = cfg.clientSecret
@@ -121,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("orders listening", slog.String("addr", cfg.addr), slog.String("issuer", cfg.issuer),
-		slog.String("audience", cfg.audience), slog.Bool("online", cfg.online))
+		slog.String("audience", cfg.audience), slog.Bool("online", cfg.online), slog.Bool("dpop", cfg.dpop))
 
 	select {
 	case err := <-errc:

@@ -20,7 +20,10 @@ import (
 	"github.com/authd/authd/verify"
 )
 
-const testIssuer = "https://auth.example.com"
+const (
+	testIssuer = "https://auth.example.com"
+	publicURL  = "https://shop.example/api" // where clients call the service (a proxy removes /api)
+)
 
 // fixture is the orders service over a static key set, and a way to mint
 // access tokens as authd would.
@@ -32,6 +35,13 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureMode(t, verify.DPoPOff)
+}
+
+// newFixtureMode is newFixture with the orders service in a DPoP mode, as
+// -dpop runs it (DPoPRequire), seen by clients at publicURL.
+func newFixtureMode(t *testing.T, mode verify.DPoPMode) *fixture {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -45,9 +55,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	v, err := verify.NewStatic(verify.Config{
-		Issuer:   testIssuer,
-		Audience: "orders",
-		Now:      func() time.Time { return now },
+		Issuer:    testIssuer,
+		Audience:  "orders",
+		Now:       func() time.Time { return now },
+		DPoP:      mode,
+		PublicURL: publicURL,
 	}, set)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +77,13 @@ func newFixture(t *testing.T) *fixture {
 // token when username is empty.
 func (f *fixture) token(sub, username string, roles ...string) string {
 	f.t.Helper()
+	return f.boundToken("", sub, username, roles...)
+}
+
+// boundToken is token bound to the DPoP key of thumbprint jkt (unbound when
+// jkt is empty), as authd mints it for a token request with a DPoP proof.
+func (f *fixture) boundToken(jkt, sub, username string, roles ...string) string {
+	f.t.Helper()
 	c := map[string]any{
 		"iss": testIssuer, "sub": sub, "aud": []string{"orders"},
 		"exp": f.now.Add(15 * time.Minute).Unix(), "iat": f.now.Unix(), "nbf": f.now.Unix(),
@@ -72,6 +91,9 @@ func (f *fixture) token(sub, username string, roles ...string) string {
 	}
 	if username != "" {
 		c["preferred_username"] = username
+	}
+	if jkt != "" {
+		c["cnf"] = map[string]string{"jkt": jkt}
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
@@ -231,23 +253,32 @@ func TestLoadConfig(t *testing.T) {
 		"ORDERS_ONLINE":        "true",
 		"ORDERS_CLIENT_ID":     "orders-api",
 		"ORDERS_CLIENT_SECRET": "s3cret",
+		"ORDERS_DPOP":          "1",
+		"ORDERS_PUBLIC_URL":    "https://shop.example/api",
 	}
 	getenv := func(k string) string { return env[k] }
 	c, err := loadConfig(nil, getenv)
 	if err != nil {
 		t.Fatalf("loadConfig(env) = %v", err)
 	}
-	want := config{addr: ":9000", issuer: "https://auth.example.com", audience: "shop", online: true, clientID: "orders-api", clientSecret: "s3cret"}
+	want := config{addr: ":9000", issuer: "https://auth.example.com", audience: "shop", online: true, clientID: "orders-api", clientSecret: "s3cret",
+		dpop: true, publicURL: "https://shop.example/api"}
 	if c != want {
 		t.Errorf("loadConfig(env) = %+v; want %+v", c, want)
 	}
-	c, err = loadConfig([]string{"-addr", ":7000", "-audience", "a2", "-online=false"}, getenv)
-	if err != nil || c.addr != ":7000" || c.audience != "a2" || c.online {
+	c, err = loadConfig([]string{"-addr", ":7000", "-audience", "a2", "-online=false", "-dpop=false", "-public-url", "https://x.example"}, getenv)
+	if err != nil || c.addr != ":7000" || c.audience != "a2" || c.online || c.dpop || c.publicURL != "https://x.example" {
 		t.Errorf("loadConfig(flags) = %+v, %v; flags must win over the environment", c, err)
 	}
 	c, err = loadConfig(nil, func(string) string { return "" })
-	if err != nil || c.addr != ":8081" || c.issuer != "http://localhost:8080" || c.audience != "orders" || c.online {
+	if err != nil || c.addr != ":8081" || c.issuer != "http://localhost:8080" || c.audience != "orders" || c.online || c.dpop || c.publicURL != "" {
 		t.Errorf("loadConfig(defaults) = %+v, %v", c, err)
+	}
+	if c, err := loadConfig([]string{"-dpop"}, func(string) string { return "" }); err != nil || !c.dpop {
+		t.Errorf("loadConfig(-dpop) = %+v, %v", c, err)
+	}
+	if _, err := loadConfig(nil, func(k string) string { return map[string]string{"ORDERS_DPOP": "sometimes"}[k] }); err == nil {
+		t.Error("loadConfig(ORDERS_DPOP=sometimes) = nil error")
 	}
 	if _, err := loadConfig([]string{"-online"}, func(string) string { return "" }); err == nil {
 		t.Error("loadConfig(-online without client credentials) = nil error")
@@ -300,6 +331,10 @@ func TestRunStartsAndStops(t *testing.T) {
 	err = run(t.Context(), []string{"-issuer", "https://evil.example/not-reachable", "-audience", ""}, func(string) string { return "" }, io.Discard)
 	if err == nil {
 		t.Error("run(empty audience) = nil; want an error")
+	}
+	err = run(t.Context(), []string{"-dpop", "-public-url", "ftp://shop.example", "-issuer", srv.URL}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PublicURL") {
+		t.Errorf("run(-dpop -public-url ftp://…) = %v; want a PublicURL error", err)
 	}
 }
 
