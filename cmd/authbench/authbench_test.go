@@ -178,7 +178,7 @@ func TestLeanClient(t *testing.T) {
 	post, _ := parseEndpoint(srv.URL + "/p")
 	get, _ := parseEndpoint(srv.URL + "/g?close=1")
 	for i := range 3 {
-		status, err := w.roundTrip(t.Context(), post, "Basic x", "a=b", true)
+		status, err := w.roundTrip(t.Context(), post, "Basic x", "", "a=b", true)
 		if err != nil || status != http.StatusOK || w.buf.String() != "POST a=b" {
 			t.Fatalf("POST %d = %d %q, %v", i, status, w.buf.String(), err)
 		}
@@ -189,7 +189,7 @@ func TestLeanClient(t *testing.T) {
 		t.Errorf("3 requests used %d connections; want 1 (keep-alive)", n)
 	}
 	for i := range 2 {
-		status, err := w.roundTrip(t.Context(), get, "", "", false)
+		status, err := w.roundTrip(t.Context(), get, "", "", "", false)
 		if err != nil || status != http.StatusOK || w.buf.String() != "GET " {
 			t.Fatalf("GET %d = %d %q, %v", i, status, w.buf.String(), err)
 		}

@@ -116,16 +116,16 @@ const maxBody = 1 << 20
 var errBeforeResponse = errors.New("connection closed before the response")
 
 // roundTrip sends one request (a form POST when form is not empty, else a
-// GET) and reads the answer's body into w.buf. A request that failed on a
-// reused connection before any answer came back is sent once more on a new
-// one, as net/http does.
-func (w *worker) roundTrip(ctx context.Context, e *endpoint, auth, form string, post bool) (int, error) {
+// GET), with a DPoP header when proof is set, and reads the answer's body
+// into w.buf. A request that failed on a reused connection before any answer
+// came back is sent once more on a new one, as net/http does.
+func (w *worker) roundTrip(ctx context.Context, e *endpoint, auth, proof, form string, post bool) (int, error) {
 	for {
 		hc, reused, err := w.conn(ctx, e)
 		if err != nil {
 			return 0, err
 		}
-		status, err := w.exchange(hc, e, auth, form, post)
+		status, err := w.exchange(hc, e, auth, proof, form, post)
 		if err == nil {
 			return status, nil
 		}
@@ -136,7 +136,7 @@ func (w *worker) roundTrip(ctx context.Context, e *endpoint, auth, form string, 
 	}
 }
 
-func (w *worker) exchange(hc *httpConn, e *endpoint, auth, form string, post bool) (int, error) {
+func (w *worker) exchange(hc *httpConn, e *endpoint, auth, proof, form string, post bool) (int, error) {
 	req := w.req[:0]
 	if post {
 		req = append(req, "POST "...)
@@ -150,6 +150,11 @@ func (w *worker) exchange(hc *httpConn, e *endpoint, auth, form string, post boo
 	if auth != "" {
 		req = append(req, "Authorization: "...)
 		req = append(req, auth...)
+		req = append(req, "\r\n"...)
+	}
+	if proof != "" {
+		req = append(req, "DPoP: "...)
+		req = append(req, proof...)
 		req = append(req, "\r\n"...)
 	}
 	if post {
@@ -177,6 +182,9 @@ func (w *worker) exchange(hc *httpConn, e *endpoint, auth, form string, post boo
 	resp, err := http.ReadResponse(hc.br, &http.Request{Method: method})
 	if err != nil {
 		return 0, err
+	}
+	if n := resp.Header.Get("DPoP-Nonce"); n != "" {
+		w.nonce = n // RFC 9449 §8: the server's current nonce, for the next proofs
 	}
 	w.buf.Reset()
 	n, err := w.buf.ReadFrom(io.LimitReader(resp.Body, maxBody+1))

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +91,11 @@ type bench struct {
 	eps    [numOps]*endpoint
 	chains []string // refresh chain head of each worker, kept across runs
 	access []string // access tokens to introspect
+
+	// -dpop: one key per worker (chain i is bound to keys[i]), and the htm
+	// and htu of proofs for the token endpoint.
+	keys        []*dpopKey
+	tokenTarget string
 }
 
 func newBench(ctx context.Context, cfg config, environ []string, log io.Writer) (*bench, error) {
@@ -105,6 +112,18 @@ func newBench(ctx context.Context, cfg config, environ []string, log io.Writer) 
 	for o := range numOps {
 		if raw, err := b.endpoint(o); err == nil {
 			if b.eps[o], err = parseEndpoint(raw); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.dpop {
+		if !slices.Contains(b.meta.DPoPAlgs, "ES256") {
+			return nil, fmt.Errorf("-dpop: the server's metadata does not list ES256 in dpop_signing_alg_values_supported (%q)", b.meta.DPoPAlgs)
+		}
+		b.tokenTarget = dpopTarget(http.MethodPost, b.meta.TokenEndpoint)
+		b.keys = make([]*dpopKey, cfg.concurrency)
+		for i := range b.keys {
+			if b.keys[i], err = newDPoPKey(); err != nil {
 				return nil, err
 			}
 		}
@@ -193,7 +212,7 @@ func scenarioOps(name string) []op {
 
 // runAll runs every scenario cfg.repeat times and collects the results.
 func (b *bench) runAll(ctx context.Context) (*report, error) {
-	rep := &report{Issuer: b.cfg.issuer, Label: b.cfg.label, CPUs: runtime.NumCPU(), Concurrency: b.cfg.concurrency, Duration: b.cfg.duration.String()}
+	rep := &report{Issuer: b.cfg.issuer, Label: b.cfg.label, CPUs: runtime.NumCPU(), Concurrency: b.cfg.concurrency, Duration: b.cfg.duration.String(), DPoP: b.cfg.dpop}
 	for _, name := range b.cfg.scenarios {
 		for _, o := range scenarioOps(name) {
 			if _, err := b.endpoint(o); err != nil {
@@ -237,6 +256,9 @@ func (b *bench) prepare(ctx context.Context, name string) error {
 		b.logf("%s: signing in %d refresh chains", name, b.cfg.concurrency)
 		b.chains = make([]string, b.cfg.concurrency)
 		err := b.parallel(ctx, b.cfg.concurrency, func(w *worker, i int) error {
+			if len(b.keys) > 0 {
+				w.key = b.keys[i] // the key of the worker that will follow chain i
+			}
 			tr, err := w.passwordGrant(ctx, b.creds.users[i%len(b.creds.users)])
 			if err != nil {
 				return err
@@ -474,6 +496,9 @@ type worker struct {
 	chain    string // refresh token to use next
 	last     string // mixed: the last client_credentials token, to revoke
 	pool     *revokePool
+	key      *dpopKey // -dpop: the simulated client's key
+	nonce    string   // the server's last DPoP-Nonce
+	pbuf     []byte   // scratch space for proofs
 	reseeds  int64
 	progress atomic.Int64
 	failures atomic.Int64
@@ -481,6 +506,9 @@ type worker struct {
 
 func (b *bench) newWorker(id int, pool *revokePool) *worker {
 	w := &worker{b: b, id: id, rng: rand.New(rand.NewPCG(uint64(id)+1, uint64(time.Now().UnixNano()))), pool: pool}
+	if len(b.keys) > 0 {
+		w.key = b.keys[id%len(b.keys)]
+	}
 	w.resetStats()
 	return w
 }
@@ -514,6 +542,10 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	if o == opRevoke && w.pool == nil && w.last == "" {
 		o = opClientCredentials // mixed: nothing of ours to revoke yet
 	}
+	// A token request's DPoP proof is signed before the clock starts: the
+	// latency is the server's. (Its CPU still counts: it runs on the same
+	// machine.)
+	proof := w.proof(o)
 	var (
 		status int
 		ok     bool
@@ -523,31 +555,34 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	switch o {
 	case opPassword:
 		u := w.b.creds.users[w.rng.IntN(len(w.b.creds.users))]
-		status, err = w.post(ctx, opPassword, w.b.creds.app, passwordForm(u, w.b.cfg.scope))
-		ok = status == http.StatusOK && bytes.Contains(w.buf.Bytes(), []byte(`"access_token"`))
-	case opRefresh:
-		status, err = w.post(ctx, opRefresh, w.b.creds.app, "grant_type=refresh_token&refresh_token="+url.QueryEscape(w.chain))
+		status, err = w.post(ctx, opPassword, w.b.creds.app, passwordForm(u, w.b.cfg.scope), proof)
 		if status == http.StatusOK {
-			var tr tokenResponse
-			if json.Unmarshal(w.buf.Bytes(), &tr) == nil && tr.RefreshToken != "" && tr.AccessToken != "" {
+			_, ok = w.tokenBody()
+		}
+	case opRefresh:
+		status, err = w.post(ctx, opRefresh, w.b.creds.app, "grant_type=refresh_token&refresh_token="+url.QueryEscape(w.chain), proof)
+		if status == http.StatusOK {
+			if tr, good := w.tokenBody(); good && tr.RefreshToken != "" {
 				w.chain, ok = tr.RefreshToken, true
 			}
 		}
 	case opClientCredentials:
-		status, err = w.post(ctx, opClientCredentials, w.b.creds.svc, clientCredentialsForm(w.b.cfg.scope))
+		status, err = w.post(ctx, opClientCredentials, w.b.creds.svc, clientCredentialsForm(w.b.cfg.scope), proof)
 		if status == http.StatusOK {
-			if len(ops) > 1 { // mixed: keep the token to revoke later
-				var tr tokenResponse
-				if json.Unmarshal(w.buf.Bytes(), &tr) == nil && tr.AccessToken != "" {
+			switch {
+			case len(ops) > 1: // mixed: keep the token to revoke later
+				if tr, good := w.tokenBody(); good {
 					w.last, ok = tr.AccessToken, true
 				}
-			} else {
+			case w.key != nil:
+				_, ok = w.tokenBody()
+			default:
 				ok = bytes.Contains(w.buf.Bytes(), []byte(`"access_token"`))
 			}
 		}
 	case opIntrospect:
 		tok := w.b.access[w.rng.IntN(len(w.b.access))]
-		status, err = w.post(ctx, opIntrospect, w.b.creds.intro, "token="+url.QueryEscape(tok))
+		status, err = w.post(ctx, opIntrospect, w.b.creds.intro, "token="+url.QueryEscape(tok), "")
 		if status == http.StatusOK {
 			var ir struct {
 				Active bool `json:"active"`
@@ -564,7 +599,7 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 		}
 		w.last = ""
 		start = time.Now()
-		status, err = w.post(ctx, opRevoke, w.b.creds.svc, "token_type_hint=access_token&token="+url.QueryEscape(tok))
+		status, err = w.post(ctx, opRevoke, w.b.creds.svc, "token_type_hint=access_token&token="+url.QueryEscape(tok), "")
 		ok = status == http.StatusOK
 	case opJWKS:
 		status, err = w.get(ctx, opJWKS)
@@ -599,6 +634,31 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
+}
+
+// tokenBody reads the token response in w.buf: good when it carries an
+// access token, of type DPoP with -dpop (else the server ignored the proof).
+func (w *worker) tokenBody() (tokenResponse, bool) {
+	var tr tokenResponse
+	if json.Unmarshal(w.buf.Bytes(), &tr) != nil || tr.AccessToken == "" {
+		return tr, false
+	}
+	return tr, w.key == nil || strings.EqualFold(tr.TokenType, "DPoP")
+}
+
+// proof is a fresh DPoP proof for a request of op o to the token endpoint
+// with -dpop; "" otherwise.
+func (w *worker) proof(o op) string {
+	if w.key == nil || (o != opPassword && o != opRefresh && o != opClientCredentials) {
+		return ""
+	}
+	p, buf, err := w.key.proof(w.pbuf, w.b.tokenTarget, w.nonce, time.Now())
+	w.pbuf = buf
+	if err != nil {
+		return "" // the server answers a Bearer token: counted as bad-body
+	}
+	return p
 }
 
 func passwordForm(u user, scope string) string {
@@ -616,15 +676,23 @@ func clientCredentialsForm(scope string) string {
 	return "grant_type=client_credentials&scope=" + url.QueryEscape(scope)
 }
 
-// post sends a form authenticated with HTTP Basic to o's endpoint and reads
-// the answer into w.buf.
-func (w *worker) post(ctx context.Context, o op, c credential, form string) (int, error) {
-	return w.roundTrip(ctx, w.b.eps[o], c.basic, form, true)
+// post sends a form authenticated with HTTP Basic to o's endpoint, with a
+// DPoP proof when given, and reads the answer into w.buf. When the server
+// asks for its DPoP nonce (RFC 9449 §8: 400 use_dpop_nonce, with a
+// DPoP-Nonce header) the request is sent once more with a proof carrying it.
+func (w *worker) post(ctx context.Context, o op, c credential, form, proof string) (int, error) {
+	nonce := w.nonce
+	status, err := w.roundTrip(ctx, w.b.eps[o], c.basic, proof, form, true)
+	if err == nil && proof != "" && status == http.StatusBadRequest && w.nonce != nonce &&
+		bytes.Contains(w.buf.Bytes(), []byte("use_dpop_nonce")) {
+		status, err = w.roundTrip(ctx, w.b.eps[o], c.basic, w.proof(o), form, true)
+	}
+	return status, err
 }
 
 // get fetches o's endpoint into w.buf.
 func (w *worker) get(ctx context.Context, o op) (int, error) {
-	return w.roundTrip(ctx, w.b.eps[o], "", "", false)
+	return w.roundTrip(ctx, w.b.eps[o], "", "", "", false)
 }
 
 // passwordGrant signs u in (unmeasured) and returns the tokens.
@@ -638,7 +706,7 @@ func (w *worker) clientCredentials(ctx context.Context) (tokenResponse, error) {
 }
 
 func (w *worker) token(ctx context.Context, c credential, form string) (tokenResponse, error) {
-	status, err := w.post(ctx, opPassword, c, form) // the token endpoint
+	status, err := w.post(ctx, opPassword, c, form, w.proof(opPassword)) // the token endpoint
 	if err != nil {
 		return tokenResponse{}, fmt.Errorf("token request: %w", err)
 	}
@@ -649,9 +717,12 @@ func (w *worker) token(ctx context.Context, c credential, form string) (tokenRes
 		_ = json.Unmarshal(w.buf.Bytes(), &e)
 		return tokenResponse{}, fmt.Errorf("token request: status %d %s", status, e.Error)
 	}
-	var tr tokenResponse
-	if err := json.Unmarshal(w.buf.Bytes(), &tr); err != nil || tr.AccessToken == "" {
+	tr, ok := w.tokenBody()
+	switch {
+	case tr.AccessToken == "":
 		return tokenResponse{}, errors.New("token request: no access_token in the answer")
+	case !ok:
+		return tokenResponse{}, fmt.Errorf("token request with a DPoP proof: token_type %q; want DPoP (does the server support DPoP?)", tr.TokenType)
 	}
 	return tr, nil
 }

@@ -18,6 +18,10 @@
 // worker follows its own rotation chain), client-credentials, introspect,
 // revoke (each token revoked once, from a pool minted beforehand), jwks, and
 // mixed (a weighted blend of all of them).
+//
+// With -dpop, every simulated client holds an ES256 key and sends a fresh
+// DPoP proof (RFC 9449: new jti, htm POST, htu the token endpoint) with
+// each of its token requests, so that its tokens are bound to its key.
 package main
 
 import (
@@ -69,6 +73,7 @@ type config struct {
 	username, password     string
 	scope                  string
 	revokePool             int
+	dpop                   bool
 }
 
 func main() {
@@ -148,6 +153,9 @@ client allowed the password, refresh_token and client_credentials grants and
 a user; secrets may come from AUTHBENCH_CLIENT_SECRET,
 AUTHBENCH_INTROSPECT_CLIENT_SECRET and AUTHBENCH_PASSWORD instead of flags.
 
+With -dpop, each worker holds an ES256 key and sends a fresh DPoP proof
+(RFC 9449) with every token request; its tokens must come back of type DPoP.
+
 Flags:
 `, strings.Join(scenarioNames, ", "))
 		fs.PrintDefaults()
@@ -176,6 +184,7 @@ Flags:
 	fs.StringVar(&cfg.password, "password", "", "the user's password (or AUTHBENCH_PASSWORD)")
 	fs.StringVar(&cfg.scope, "scope", "", "scope parameter of token requests (e.g. offline_access for servers that need it)")
 	fs.IntVar(&cfg.revokePool, "revoke-pool", 0, "tokens minted before each revoke run (default: enough for 1,500 req/s)")
+	fs.BoolVar(&cfg.dpop, "dpop", false, "DPoP (RFC 9449): each worker holds an ES256 key and sends a fresh proof with every token request; the server must advertise ES256 in dpop_signing_alg_values_supported and answer token_type DPoP")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

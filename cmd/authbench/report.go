@@ -39,6 +39,7 @@ type report struct {
 	CPUs        int    `json:"cpus"`
 	Concurrency int    `json:"concurrency"`
 	Duration    string `json:"duration"`
+	DPoP        bool   `json:"dpop,omitempty"` // -dpop: token requests carried DPoP proofs
 	Runs        []row  `json:"runs"`
 	Medians     []row  `json:"medians,omitempty"`
 }
@@ -134,7 +135,11 @@ func (rep *report) writeTable(w io.Writer) error {
 	if label == "" {
 		label = rep.Issuer
 	}
-	fmt.Fprintf(w, "\n%s: %d connections, %s per run, %d CPUs\n", label, rep.Concurrency, rep.Duration, rep.CPUs)
+	dpop := ""
+	if rep.DPoP {
+		dpop = ", DPoP proofs on token requests"
+	}
+	fmt.Fprintf(w, "\n%s: %d connections, %s per run, %d CPUs%s\n", label, rep.Concurrency, rep.Duration, rep.CPUs, dpop)
 	write := func(title string, rows []row) {
 		if len(rows) == 0 {
 			return

@@ -21,11 +21,12 @@ import (
 
 // metadata is the part of RFC 8414 / OIDC discovery authbench uses.
 type metadata struct {
-	Issuer                string `json:"issuer"`
-	TokenEndpoint         string `json:"token_endpoint"`
-	IntrospectionEndpoint string `json:"introspection_endpoint"`
-	RevocationEndpoint    string `json:"revocation_endpoint"`
-	JWKSURI               string `json:"jwks_uri"`
+	Issuer                string   `json:"issuer"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	IntrospectionEndpoint string   `json:"introspection_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	DPoPAlgs              []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // newHTTPClient is a keep-alive client with an idle connection for every worker.
