@@ -236,6 +236,9 @@ func (s *Server) writeIdentityError(w http.ResponseWriter, r *http.Request, err 
 		writeProblemField(w, r, http.StatusBadRequest, ve.Field+" "+ve.Reason+".", ve.Field)
 	case errors.Is(err, storage.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "No such resource.")
+	case storage.Retryable(err):
+		s.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "error", err)
+		writeUnavailable(w, r, "The service is temporarily unavailable; retry shortly.")
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
 		writeProblem(w, r, http.StatusInternalServerError, "The server could not complete the request.")

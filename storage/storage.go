@@ -19,7 +19,18 @@ var (
 	// ErrSerialization: the database aborted the transaction because of a concurrent one
 	// (PostgreSQL 40001/40P01, SQLite busy); the caller may retry.
 	ErrSerialization = errors.New("storage: serialization failure")
+	// ErrUnavailable: the database cannot be reached or cannot serve now
+	// (connection refused or lost, shutting down, too many connections, a
+	// timeout); the request may be repeated later.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
+
+// Retryable reports whether err says the store could not serve the request
+// now (ErrUnavailable, ErrSerialization): an HTTP layer answers 503 with
+// Retry-After, not 500.
+func Retryable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrSerialization)
+}
 
 // Role names carried in tokens.
 const (

@@ -100,8 +100,14 @@ func safeParam(k string) string {
 func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	status := rfc.CodeField
-	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+	if status >= 500 && storage.Retryable(err) {
+		// The store is down or busy: an outage, not a bug (RFC 6749 §5.2's
+		// temporarily_unavailable, with Retry-After).
+		rfc = fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	if rfc.ErrorField == fosite.ErrTemporarilyUnavailable.ErrorField {
 		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	}
 	if status == 0 {
 		status = http.StatusBadRequest
@@ -110,7 +116,11 @@ func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error)
 	if rfc.HintField != "" {
 		desc = rfc.HintField
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		p.log.WarnContext(r.Context(), "oauth: unavailable", "path", r.URL.Path, "cause", rfc.Unwrap())
+		desc = "The service is temporarily unavailable; retry shortly."
+	case status >= 500:
 		p.log.ErrorContext(r.Context(), "oauth: request failed", "path", r.URL.Path, "error", rfc.ErrorField, "cause", rfc.Unwrap())
 		desc = "The server could not complete the request."
 	}

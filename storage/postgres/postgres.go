@@ -11,11 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc64"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"path"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -208,14 +211,34 @@ func wrap(op string, err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505": // unique_violation
+		switch code := pgErr.Code; {
+		case code == "23505": // unique_violation
 			return fmt.Errorf("postgres: %s: %w: %w", op, storage.ErrConflict, err)
-		case "40001", "40P01": // serialization_failure, deadlock_detected
+		case code == "40001" || code == "40P01": // serialization_failure, deadlock_detected
 			return fmt.Errorf("postgres: %s: %w: %w", op, storage.ErrSerialization, err)
+		case strings.HasPrefix(code, "08"), // connection exception
+			code == "57P01" || code == "57P02" || code == "57P03", // admin or crash shutdown, cannot connect now
+			code == "53300", code == "53400": // too many connections, configuration limit exceeded
+			return fmt.Errorf("postgres: %s: %w: %w", op, storage.ErrUnavailable, err)
 		}
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	if unreachable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, storage.ErrUnavailable, err)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// unreachable reports whether err (not a PostgreSQL error) says the server
+// could not be reached or the connection was lost or timed out.
+func unreachable(err error) bool {
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+	)
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err)
 }
 
 // Migrate applies pending migrations, each in a transaction, holding a

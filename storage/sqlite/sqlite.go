@@ -218,6 +218,9 @@ func wrap(op string, err error) error {
 			return fmt.Errorf("sqlite: %s: %w: %w", op, storage.ErrConflict, err)
 		case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("sqlite: %s: %w: %w", op, storage.ErrSerialization, err)
+		case code&0xff == sqlite3.SQLITE_IOERR || code&0xff == sqlite3.SQLITE_FULL || code&0xff == sqlite3.SQLITE_CANTOPEN:
+			// The disk failed or is full: nothing this request can mend.
+			return fmt.Errorf("sqlite: %s: %w: %w", op, storage.ErrUnavailable, err)
 		}
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
