@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,11 @@ const (
 	DefaultRelayMaxBackoff = time.Minute
 )
 
+// claimLease is how long a relay holds the events it claimed: longer than a
+// publish and its mark take, so that no other relay publishes them meanwhile;
+// a relay that dies holding them delays them by at most this.
+const claimLease = 2 * time.Minute
+
 // markTimeout bounds MarkOutboxSent after a publish. It runs even when the
 // caller's context was cancelled meanwhile: the broker has the events, and
 // not recording that only means publishing them a second time.
@@ -66,11 +72,12 @@ const markTimeout = 10 * time.Second
 // loss; consumers dedupe on the event id (the `event-id` header and the
 // payload's "id").
 //
-// Several replicas may run a Relay on one database. The storage interface
-// offers no lease on outbox rows, so two relays polling at the same moment
-// can both publish the same events; the jitter on each pause keeps the
-// replicas' polls apart, which makes that rare rather than impossible. Within
-// one process, passes never overlap.
+// Several replicas may run a Relay on one database: each claims the events it
+// publishes for a while (ClaimOutbox; FOR UPDATE SKIP LOCKED on PostgreSQL),
+// so in normal operation every event is published once. A relay that dies
+// after publishing but before marking lets another publish the events again
+// when its claim runs out: at least once, still. Within one process, passes
+// never overlap.
 //
 // Ordering: events are read oldest first and a Publisher keeps the order of a
 // batch per key, but an event that fails while a later one of the same key
@@ -160,9 +167,9 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 
 // batch publishes one batch and reports whether more events may be pending.
 func (r *Relay) batch(ctx context.Context) (published int, more bool, err error) {
-	evs, err := r.store.PendingOutbox(ctx, r.opts.Batch)
+	evs, err := r.store.ClaimOutbox(ctx, r.opts.Batch, claimLease)
 	if err != nil {
-		return 0, false, fmt.Errorf("events: relay: read outbox: %w", err)
+		return 0, false, fmt.Errorf("events: relay: claim outbox: %w", err)
 	}
 	if len(evs) == 0 {
 		return 0, false, nil
@@ -172,12 +179,21 @@ func (r *Relay) batch(ctx context.Context) (published int, more bool, err error)
 	if pubErr != nil {
 		pubErr = fmt.Errorf("events: relay: publish: %d of %d events not acknowledged: %w",
 			len(evs)-len(ids), len(evs), pubErr)
+		// Hand the rest back at once, for the next pass (of any relay)
+		// rather than when the claim runs out.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+		defer cancel()
+		if err := r.store.ReleaseOutbox(rctx, unacknowledged(evs, ids)); err != nil {
+			pubErr = errors.Join(pubErr, fmt.Errorf("events: relay: release the claim on unpublished events: %w", err))
+		}
 	}
 	if len(ids) > 0 {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 		defer cancel()
 		if err := r.store.MarkOutboxSent(mctx, ids, r.opts.Now()); err != nil {
-			// Published but still pending: the next pass publishes them again.
+			// Published but still pending: the next pass publishes them
+			// again (once the claim is released, or has run out).
+			_ = r.store.ReleaseOutbox(mctx, ids)
 			return 0, false, errors.Join(pubErr,
 				fmt.Errorf("events: relay: mark %d published events sent: %w", len(ids), err))
 		}
@@ -186,6 +202,17 @@ func (r *Relay) batch(ctx context.Context) (published int, more bool, err error)
 		return len(ids), false, pubErr
 	}
 	return len(ids), len(evs) >= r.opts.Batch, nil
+}
+
+// unacknowledged returns the ids of evs not in acked.
+func unacknowledged(evs []storage.OutboxEvent, acked []string) []string {
+	var ids []string
+	for _, e := range evs {
+		if !slices.Contains(acked, e.ID) {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
 }
 
 // acknowledged returns the ids of evs that err (Publish's result) reports as

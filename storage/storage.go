@@ -336,7 +336,14 @@ type Audit interface {
 // Outbox holds events until the relay has published them.
 type Outbox interface {
 	AppendOutbox(ctx context.Context, e OutboxEvent) error
+	// PendingOutbox lists up to limit unsent events, oldest first, claimed or not.
 	PendingOutbox(ctx context.Context, limit int) ([]OutboxEvent, error)
+	// ClaimOutbox claims up to limit unsent events that no one holds a live
+	// claim on, for lease (database clock), and returns them oldest first.
+	// Concurrent callers never get the same event while a claim lasts.
+	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxEvent, error)
+	// ReleaseOutbox drops the claims on events not published, for a retry.
+	ReleaseOutbox(ctx context.Context, ids []string) error
 	MarkOutboxSent(ctx context.Context, ids []string, at time.Time) error
 }
 

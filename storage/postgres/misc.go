@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,13 @@ AND ((kind = 'jti' AND value = $1) OR (kind = 'family' AND value = $2)
 	qAppendOutbox  = `INSERT INTO outbox (id, type, key, payload, created_at) VALUES ($1, $2, $3, $4, $5)`
 	qPendingOutbox = `SELECT id, type, key, payload, created_at, sent_at FROM outbox WHERE sent_at IS NULL
 ORDER BY created_at, id LIMIT $1`
-	qMarkOutboxSent = `UPDATE outbox SET sent_at = $2 WHERE id = ANY($1) AND sent_at IS NULL`
+	qMarkOutboxSent = `UPDATE outbox SET sent_at = $2, lease_until = NULL WHERE id = ANY($1) AND sent_at IS NULL`
+	// SKIP LOCKED: a relay claiming at the same moment takes the next rows.
+	qClaimOutbox = `UPDATE outbox SET lease_until = now() + $2 * interval '1 microsecond'
+WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND (lease_until IS NULL OR lease_until <= now())
+  ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id, type, key, payload, created_at, sent_at`
+	qReleaseOutbox = `UPDATE outbox SET lease_until = NULL WHERE id = ANY($1) AND sent_at IS NULL`
 )
 
 // Revoke adds entries to the denylist; an entry already there keeps the later expiry.
@@ -159,16 +166,47 @@ func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]storage.OutboxE
 	if err != nil {
 		return nil, wrap("pending outbox", err)
 	}
-	events, err := collect(rows, func(row pgx.Row) (storage.OutboxEvent, error) {
-		var (
-			e    storage.OutboxEvent
-			sent *time.Time
-		)
-		err := row.Scan(&e.ID, &e.Type, &e.Key, &e.Payload, &e.CreatedAt, &sent)
-		e.CreatedAt, e.SentAt = e.CreatedAt.UTC(), utc(sent)
-		return e, err
-	})
+	events, err := collect(rows, scanOutbox)
 	return events, wrap("pending outbox", err)
+}
+
+func scanOutbox(row pgx.Row) (storage.OutboxEvent, error) {
+	var (
+		e    storage.OutboxEvent
+		sent *time.Time
+	)
+	err := row.Scan(&e.ID, &e.Type, &e.Key, &e.Payload, &e.CreatedAt, &sent)
+	e.CreatedAt, e.SentAt = e.CreatedAt.UTC(), utc(sent)
+	return e, err
+}
+
+// ClaimOutbox claims up to limit (default 100) unclaimed unsent events for
+// lease, oldest first.
+func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]storage.OutboxEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.q(ctx).Query(ctx, qClaimOutbox, limit, lease.Microseconds())
+	if err != nil {
+		return nil, wrap("claim outbox", err)
+	}
+	events, err := collect(rows, scanOutbox)
+	slices.SortFunc(events, func(a, b storage.OutboxEvent) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return events, wrap("claim outbox", err)
+}
+
+// ReleaseOutbox drops the claims on unsent events.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.q(ctx).Exec(ctx, qReleaseOutbox, ids)
+	return wrap("release outbox", err)
 }
 
 // MarkOutboxSent marks the events as sent at at (default now).

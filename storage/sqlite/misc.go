@@ -153,17 +153,63 @@ func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]storage.OutboxE
 	if err != nil {
 		return nil, wrap("pending outbox", err)
 	}
-	events, err := collect(rows, func(row scanner) (storage.OutboxEvent, error) {
-		var (
-			e       storage.OutboxEvent
-			created int64
-			sent    sql.NullInt64
-		)
-		err := row.Scan(&e.ID, &e.Type, &e.Key, &e.Payload, &created, &sent)
-		e.CreatedAt, e.SentAt = fromNanos(created), fromNullNanos(sent)
-		return e, err
-	})
+	events, err := collect(rows, scanOutbox)
 	return events, wrap("pending outbox", err)
+}
+
+func scanOutbox(row scanner) (storage.OutboxEvent, error) {
+	var (
+		e       storage.OutboxEvent
+		created int64
+		sent    sql.NullInt64
+	)
+	err := row.Scan(&e.ID, &e.Type, &e.Key, &e.Payload, &created, &sent)
+	e.CreatedAt, e.SentAt = fromNanos(created), fromNullNanos(sent)
+	return e, err
+}
+
+// ClaimOutbox claims up to limit (default 100) unclaimed unsent events for
+// lease, oldest first, in one transaction (SQLite has one writer at a time).
+func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]storage.OutboxEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	now := s.now()
+	var events []storage.OutboxEvent
+	err := s.withTx(ctx, func(q querier) error {
+		rows, err := q.QueryContext(ctx, `SELECT id, type, key, payload, created_at, sent_at FROM outbox
+WHERE sent_at IS NULL AND (lease_until IS NULL OR lease_until <= ?) ORDER BY created_at, id LIMIT ?`, nanos(now), limit)
+		if err != nil {
+			return err
+		}
+		if events, err = collect(rows, scanOutbox); err != nil || len(events) == 0 {
+			return err
+		}
+		args := []any{nanos(now.Add(lease))}
+		for _, e := range events {
+			args = append(args, e.ID)
+		}
+		_, err = q.ExecContext(ctx, `UPDATE outbox SET lease_until = ? WHERE id IN (`+placeholders(len(events))+`)`, args...)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("claim outbox", err)
+	}
+	return events, nil
+}
+
+// ReleaseOutbox drops the claims on unsent events.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	_, err := s.q(ctx).ExecContext(ctx,
+		`UPDATE outbox SET lease_until = NULL WHERE sent_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
+	return wrap("release outbox", err)
 }
 
 // MarkOutboxSent marks the events as sent at at (default now).
@@ -180,7 +226,7 @@ func (s *Store) MarkOutboxSent(ctx context.Context, ids []string, at time.Time) 
 		args = append(args, id)
 	}
 	_, err := s.q(ctx).ExecContext(ctx,
-		`UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
+		`UPDATE outbox SET sent_at = ?, lease_until = NULL WHERE sent_at IS NULL AND id IN (`+placeholders(len(ids))+`)`, args...)
 	return wrap("mark outbox sent", err)
 }
 

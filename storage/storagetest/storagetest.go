@@ -1125,6 +1125,58 @@ func testOutbox(t *testing.T, s storage.Store) {
 	got, err = s.PendingOutbox(ctx, 10)
 	mustNil(t, "PendingOutbox", err)
 	check("PendingOutbox after a rolled back append", got, []storage.OutboxEvent{events[1], events[3]})
+
+	// Claims: a claimed event is not claimed again while its lease lasts,
+	// until it is released; sent events are never claimed.
+	claim := func(limit int, lease time.Duration) []storage.OutboxEvent {
+		t.Helper()
+		got, err := s.ClaimOutbox(ctx, limit, lease)
+		mustNil(t, "ClaimOutbox", err)
+		return got
+	}
+	check("ClaimOutbox(1)", claim(1, time.Minute), events[1:2])
+	check("ClaimOutbox(10) with one claimed", claim(10, time.Minute), events[3:4])
+	check("ClaimOutbox with all claimed", claim(10, time.Minute), nil)
+	mustNil(t, "ReleaseOutbox", s.ReleaseOutbox(ctx, []string{events[1].ID}))
+	mustNil(t, "ReleaseOutbox(none)", s.ReleaseOutbox(ctx, nil))
+	check("ClaimOutbox after a release", claim(10, 10*time.Millisecond), events[1:2])
+	time.Sleep(30 * time.Millisecond) // the lease runs on the database's clock
+	check("ClaimOutbox after the lease ran out", claim(10, time.Minute), events[1:2])
+	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, []string{events[1].ID, events[3].ID}, now()))
+	mustNil(t, "ReleaseOutbox(sent)", s.ReleaseOutbox(ctx, []string{events[1].ID}))
+	check("ClaimOutbox with everything sent", claim(10, 0), nil)
+
+	// Four relays claiming at once never get the same event.
+	var fresh []storage.OutboxEvent
+	for i := range 40 {
+		e := storage.OutboxEvent{ID: uid("evt"), Type: "x", Payload: []byte(`{}`), CreatedAt: base.Add(time.Hour + time.Duration(i)*time.Millisecond)}
+		mustNil(t, "AppendOutbox", s.AppendOutbox(ctx, e))
+		fresh = append(fresh, e)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for i, err := range parallel(4, func(int) error {
+		for {
+			got, err := s.ClaimOutbox(ctx, 3, time.Minute)
+			if err != nil || len(got) == 0 {
+				return err
+			}
+			mu.Lock()
+			for _, e := range got {
+				seen[e.ID]++
+			}
+			mu.Unlock()
+		}
+	}) {
+		if err != nil {
+			t.Errorf("concurrent ClaimOutbox #%d: %v", i, err)
+		}
+	}
+	for _, e := range fresh {
+		if seen[e.ID] != 1 {
+			t.Errorf("event %s claimed %d times by four concurrent relays; want exactly once", e.ID, seen[e.ID])
+		}
+	}
 }
 
 // --- purge ---
