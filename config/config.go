@@ -63,6 +63,8 @@ type Config struct {
 	RefreshReuseInterval time.Duration
 	// DPoPNonce makes DPoP token requests carry a server nonce (RFC 9449 §8).
 	DPoPNonce bool
+	// AuditRetention is how long audit entries are kept; 0 keeps them forever.
+	AuditRetention time.Duration
 
 	LockoutThreshold     int           // consecutive failed logins before a lock; 0 turns lockout off
 	LockoutDuration      time.Duration // how long a lock lasts
@@ -92,6 +94,7 @@ func Defaults() Config {
 		RefreshTokenTTL:      720 * time.Hour,
 		RefreshFamilyTTL:     2160 * time.Hour,
 		RefreshReuseInterval: 10 * time.Second,
+		AuditRetention:       90 * 24 * time.Hour,
 		LockoutThreshold:     5,
 		LockoutDuration:      15 * time.Minute,
 		RateLimitTokenPerMin: 60,
@@ -242,6 +245,9 @@ func (c Config) Validate() error {
 		bad("AUTHD_REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
 	} else if c.AccessTokenTTL > 0 && c.RefreshTokenTTL < c.AccessTokenTTL {
 		bad("AUTHD_REFRESH_TOKEN_TTL", "must not be shorter than AUTHD_ACCESS_TOKEN_TTL (%s < %s)", c.RefreshTokenTTL, c.AccessTokenTTL)
+	}
+	if c.AuditRetention < 0 {
+		bad("AUTHD_AUDIT_RETENTION", "must not be negative (0 keeps the audit trail forever), got %s", c.AuditRetention)
 	}
 	if c.RefreshReuseInterval < 0 {
 		bad("AUTHD_REFRESH_REUSE_INTERVAL", "must not be negative (0 is strict), got %s", c.RefreshReuseInterval)

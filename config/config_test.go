@@ -172,6 +172,8 @@ func TestLoadEveryEnvName(t *testing.T) {
 		"AUTHD_REFRESH_TOKEN_TTL":         "24h",
 		"AUTHD_REFRESH_FAMILY_TTL":        "48h",
 		"AUTHD_REFRESH_REUSE_INTERVAL":    "0",
+		"AUTHD_AUDIT_RETENTION":           "720h",
+		"AUTHD_DPOP_NONCE":                "true",
 		"AUTHD_LOCKOUT_THRESHOLD":         "3",
 		"AUTHD_LOCKOUT_DURATION":          "1h",
 		"AUTHD_RATE_LIMIT_TOKEN_PER_MIN":  "0",
@@ -194,7 +196,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		TLSCert: "/tls/cert.pem", TLSKey: "/tls/key.pem", TLSTerminatedUpstream: true, Dev: true,
 		Secret: strings.Repeat("s", 32), SecretOld: []string{strings.Repeat("o", 32), strings.Repeat("p", 32)},
 		SigningAlg: "EdDSA", AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
-		RefreshReuseInterval: 0, LockoutThreshold: 3, LockoutDuration: time.Hour, RateLimitTokenPerMin: 0,
+		RefreshReuseInterval: 0, AuditRetention: 720 * time.Hour, DPoPNonce: true, LockoutThreshold: 3, LockoutDuration: time.Hour, RateLimitTokenPerMin: 0,
 		ShutdownTimeout: 5 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 		PprofAddr: "127.0.0.1:6060", LogLevel: "debug", TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"},
 	}

@@ -48,6 +48,7 @@ func fields() []field {
 		{key: "access_token_ttl", usage: "access token lifetime", ptr: func(c *Config) any { return &c.AccessTokenTTL }},
 		{key: "refresh_token_ttl", usage: "refresh token lifetime", ptr: func(c *Config) any { return &c.RefreshTokenTTL }},
 		{key: "refresh_family_ttl", usage: "absolute lifetime of a refresh-token family", ptr: func(c *Config) any { return &c.RefreshFamilyTTL }},
+		{key: "audit_retention", usage: "how long audit entries are kept; 0 keeps them forever", ptr: func(c *Config) any { return &c.AuditRetention }},
 		{key: "dpop_nonce", usage: "DPoP token requests must carry a server nonce (use_dpop_nonce, DPoP-Nonce)", ptr: func(c *Config) any { return &c.DPoPNonce }},
 		{key: "refresh_reuse_interval", usage: "a refresh token presented again within this interval, before its successor is used, answers the same successor; 0 is strict", ptr: func(c *Config) any { return &c.RefreshReuseInterval }},
 		{key: "lockout_threshold", usage: "consecutive failed logins before a temporary lock; 0 turns lockout off", ptr: func(c *Config) any { return &c.LockoutThreshold }},

@@ -372,9 +372,9 @@ type Store interface {
 	Transactor
 	// ActiveRevocations lists denylist entries not yet expired (to warm a cache).
 	ActiveRevocations(ctx context.Context, now time.Time) ([]Revocation, error)
-	// Purge deletes expired refresh tokens, denylist entries, dropped keys, and
-	// outbox events sent more than OutboxRetention before now.
-	Purge(ctx context.Context, now time.Time) (int64, error)
+	// Purge deletes expired refresh tokens, denylist entries, DPoP proof
+	// ids and dropped keys, and what r says has been kept long enough.
+	Purge(ctx context.Context, now time.Time, r Retention) (int64, error)
 	Migrate(ctx context.Context) error
 	MigrationStatus(ctx context.Context) ([]MigrationState, error)
 	Ping(ctx context.Context) error
@@ -383,6 +383,13 @@ type Store interface {
 
 // OutboxRetention is how long a published event stays in the outbox.
 const OutboxRetention = 7 * 24 * time.Hour
+
+// Retention says how long Purge keeps history; a zero duration keeps it forever.
+type Retention struct {
+	Audit        time.Duration // audit entries, by their time
+	SentOutbox   time.Duration // outbox events, from when they were published
+	UnsentOutbox time.Duration // outbox events never published, from when they were written (no broker configured)
+}
 
 // MigrationState reports one migration.
 type MigrationState struct {
@@ -418,4 +425,13 @@ func OrderKeyWrites(keys []SigningKey, now time.Time) ([]string, []SigningKey, e
 		}
 	}
 	return ids, append(ordered, current...), nil
+}
+
+// PurgeBefore is the instant before which rows kept for keep are purged at
+// now; the zero time, before every row, when keep is zero (keep forever).
+func PurgeBefore(now time.Time, keep time.Duration) time.Time {
+	if keep <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-keep)
 }

@@ -111,7 +111,13 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 			return err
 		}
 	}
-	go purgeLoop(ctx, d.store, log)
+	retention := storage.Retention{Audit: cfg.AuditRetention, SentOutbox: storage.OutboxRetention}
+	if len(cfg.KafkaBrokers) == 0 {
+		// No broker will ever publish them: keep unpublished events (they
+		// are in the audit trail too) as long as published ones.
+		retention.UnsentOutbox = storage.OutboxRetention
+	}
+	go purgeLoop(ctx, d.store, retention, log)
 	// Start-up hashed passwords (identity's dummy hash, the dev user): hand
 	// their argon2id scratch memory (19 MiB each) back now, not at the first
 	// forced GC two minutes into an idle server.
@@ -170,12 +176,13 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	return nil
 }
 
-// purgeLoop deletes expired refresh tokens, denylist entries and dropped keys hourly.
-func purgeLoop(ctx context.Context, st storage.Store, log *slog.Logger) {
+// purgeLoop deletes, hourly, what has expired (refresh tokens, denylist
+// entries, DPoP proof ids, dropped keys) and the history r lets go.
+func purgeLoop(ctx context.Context, st storage.Store, r storage.Retention, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := st.Purge(ctx, time.Now())
+		n, err := st.Purge(ctx, time.Now(), r)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purge failed", "error", err)
 		} else if n > 0 {

@@ -232,9 +232,10 @@ ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE dpop_proo
 	return tag.RowsAffected() == 1, nil
 }
 
-// Purge deletes refresh tokens, denylist entries and retired keys that
-// expired before now, and returns how many rows went.
-func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
+// Purge deletes refresh tokens, denylist entries, DPoP proof ids and retired
+// keys that expired before now, and the history r lets go, and returns how
+// many rows went.
+func (s *Store) Purge(ctx context.Context, now time.Time, r storage.Retention) (int64, error) {
 	var n int64
 	err := s.withTx(ctx, func(q querier) error {
 		for _, st := range []struct {
@@ -244,8 +245,10 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 			{`DELETE FROM refresh_tokens WHERE expires_at < $1`, now},
 			{`DELETE FROM revocations WHERE expires_at < $1`, now},
 			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`, now},
-			{`DELETE FROM outbox WHERE sent_at < $1`, now.Add(-storage.OutboxRetention)},
 			{`DELETE FROM dpop_proofs WHERE expires_at < $1`, now},
+			{`DELETE FROM outbox WHERE sent_at < $1`, storage.PurgeBefore(now, r.SentOutbox)},
+			{`DELETE FROM outbox WHERE sent_at IS NULL AND created_at < $1`, storage.PurgeBefore(now, r.UnsentOutbox)},
+			{`DELETE FROM audit WHERE time < $1`, storage.PurgeBefore(now, r.Audit)},
 		} {
 			tag, err := q.Exec(ctx, st.sql, st.before.UTC())
 			if err != nil {

@@ -1216,10 +1216,31 @@ func testPurge(t *testing.T, s storage.Store) {
 	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, []string{oldSent.ID}, at.Add(-storage.OutboxRetention-time.Hour)))
 	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, []string{newSent.ID}, at.Add(-time.Minute)))
 
-	n, err := s.Purge(ctx, at)
+	oldAudit := storage.AuditEntry{Time: at.Add(-100 * 24 * time.Hour), Type: "auth.logout", UserID: uid("user")}
+	newAudit := storage.AuditEntry{Time: at.Add(-time.Hour), Type: "auth.logout", UserID: uid("user")}
+	for _, e := range []storage.AuditEntry{oldAudit, newAudit} {
+		mustNil(t, "AppendAudit", s.AppendAudit(ctx, e))
+	}
+	// Nothing of the history goes without a retention.
+	n, err := s.Purge(ctx, at, storage.Retention{})
+	mustNil(t, "Purge(keep history)", err)
+	if n != 3 {
+		t.Errorf("Purge(keep history) = %d; want 3 (a token, a revocation, a key)", n)
+	}
+	n, err = s.Purge(ctx, at, storage.Retention{Audit: 90 * 24 * time.Hour, SentOutbox: storage.OutboxRetention})
 	mustNil(t, "Purge", err)
-	if n != 4 {
-		t.Errorf("Purge = %d; want 4 (a token, a revocation, a key, an old sent event)", n)
+	if n != 2 {
+		t.Errorf("Purge = %d; want 2 (an old sent event, an old audit entry)", n)
+	}
+	for _, u := range []struct {
+		id   string
+		want int
+	}{{oldAudit.UserID, 0}, {newAudit.UserID, 1}} {
+		got, err := s.ListAudit(ctx, storage.AuditFilter{UserID: u.id})
+		mustNil(t, "ListAudit", err)
+		if len(got) != u.want {
+			t.Errorf("audit entries of %s after Purge = %d; want %d", u.id, len(got), u.want)
+		}
 	}
 	pend, err := s.PendingOutbox(ctx, 1000)
 	mustNil(t, "PendingOutbox", err)
@@ -1244,7 +1265,13 @@ func testPurge(t *testing.T, s storage.Store) {
 	mustNil(t, "ListKeys", err)
 	checkKeys(t, "ListKeys after Purge", keys, []storage.SigningKey{retired, current})
 
-	n, err = s.Purge(ctx, at)
+	// Without a broker, events that were never published go after a while too.
+	n, err = s.Purge(ctx, at, storage.Retention{UnsentOutbox: storage.OutboxRetention})
+	mustNil(t, "Purge(unsent)", err)
+	if n != 1 {
+		t.Errorf("Purge(unsent) = %d; want 1 (the month-old unpublished event)", n)
+	}
+	n, err = s.Purge(ctx, at, storage.Retention{Audit: 90 * 24 * time.Hour, SentOutbox: storage.OutboxRetention, UnsentOutbox: storage.OutboxRetention})
 	mustNil(t, "Purge(again)", err)
 	if n != 0 {
 		t.Errorf("second Purge = %d; want 0", n)
