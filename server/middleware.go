@@ -274,14 +274,19 @@ func ClientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
 	}
 }
 
-// ipLimiter is a token bucket per client IP: perMin requests a minute with a
-// burst of perMin.
+// ipLimiter is a token bucket per client address: perMin requests a minute
+// with a burst of perMin. An IPv6 client is keyed by its /64 (one host owns a
+// whole /64 and could otherwise rotate through it), and the buckets are
+// bounded: once maxBuckets addresses are live, new ones share one overflow
+// bucket, so memory stays bounded whatever the number of addresses.
 type ipLimiter struct {
-	mu      sync.Mutex
-	perMin  int
-	buckets map[string]*bucket
-	now     func() time.Time
-	lastGC  time.Time
+	mu         sync.Mutex
+	perMin     int
+	maxBuckets int
+	buckets    map[string]*bucket
+	overflow   *bucket
+	now        func() time.Time
+	lastGC     time.Time
 }
 
 type bucket struct {
@@ -289,16 +294,34 @@ type bucket struct {
 	seen time.Time
 }
 
+// defaultMaxBuckets bounds the limiter's memory (a bucket is ~200 bytes).
+const defaultMaxBuckets = 100_000
+
 func newIPLimiter(perMin int, now func() time.Time) *ipLimiter {
-	return &ipLimiter{perMin: perMin, buckets: map[string]*bucket{}, now: now}
+	return &ipLimiter{perMin: perMin, maxBuckets: defaultMaxBuckets, buckets: map[string]*bucket{}, now: now,
+		overflow: &bucket{lim: rate.NewLimiter(rate.Limit(float64(perMin)/60), perMin)}}
+}
+
+// limitKey is the key of ip's bucket: the address, or its /64 for IPv6.
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 // allow reports whether ip may make a request now and, if not, how long to wait.
 func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
 	now := l.now()
+	key := limitKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.lastGC) > time.Minute {
+	b, ok := l.buckets[key]
+	// Idle buckets go every minute, or every second while the limiter is
+	// full (never on every request: a scan costs the whole map).
+	if since := now.Sub(l.lastGC); !ok && (since > time.Minute || len(l.buckets) >= l.maxBuckets && since > time.Second) {
 		for k, b := range l.buckets {
 			if now.Sub(b.seen) > 2*time.Minute {
 				delete(l.buckets, k)
@@ -306,10 +329,13 @@ func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
 		}
 		l.lastGC = now
 	}
-	b, ok := l.buckets[ip]
-	if !ok {
+	switch {
+	case ok:
+	case len(l.buckets) < l.maxBuckets:
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(float64(l.perMin)/60), l.perMin)}
-		l.buckets[ip] = b
+		l.buckets[key] = b
+	default:
+		b = l.overflow
 	}
 	b.seen = now
 	if b.lim.AllowN(now, 1) {

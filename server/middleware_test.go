@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -62,6 +63,42 @@ func TestIPLimiter(t *testing.T) {
 	l.allow("c")
 	if _, ok := l.buckets["b"]; ok {
 		t.Errorf("idle bucket not collected")
+	}
+}
+
+// The limiter's memory is bounded whatever the number of addresses: a
+// million IPv6 addresses of one /64 share one bucket, and a million distinct
+// IPv4 addresses hold at most maxBuckets buckets (the rest share the
+// overflow bucket, which is limited too).
+func TestIPLimiterIsBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newIPLimiter(3, func() time.Time { return now })
+	l.maxBuckets = 1000
+	for i := range 1_000_000 {
+		l.allow(fmt.Sprintf("2001:db8:1:2:%x:%x::1", i>>16, i&0xffff))
+	}
+	if len(l.buckets) != 1 {
+		t.Errorf("one /64: %d buckets; want 1", len(l.buckets))
+	}
+	if ok, _ := l.allow("2001:db8:1:2::99"); ok {
+		t.Error("an address of a /64 that used its limit was let through")
+	}
+	for i := range 1_000_000 {
+		l.allow(fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff))
+	}
+	if len(l.buckets) > l.maxBuckets {
+		t.Errorf("%d buckets; want at most %d", len(l.buckets), l.maxBuckets)
+	}
+	if ok, _ := l.allow("192.0.2.77"); ok {
+		t.Error("a new address past the bound was let through although the overflow bucket is spent")
+	}
+	// Once the buckets are idle they are collected and new addresses get their own.
+	now = now.Add(3 * time.Minute)
+	if ok, _ := l.allow("192.0.2.78"); !ok {
+		t.Error("a new address refused after the idle buckets went")
+	}
+	if len(l.buckets) != 1 {
+		t.Errorf("%d buckets after collection; want 1", len(l.buckets))
 	}
 }
 

@@ -152,20 +152,27 @@ func (d *Denylist) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, err
 	return false, nil
 }
 
-func (d *Denylist) add(entries ...storage.Revocation) {
+// add merges entries into memory. The copy never holds more than maxEntries:
+// an entry that does not fit is left out and the copy is marked incomplete
+// (answers come from SQL) until expiries make room and Run reloads it.
+func (d *Denylist) add(entries ...storage.Revocation) (complete bool) {
 	d.mu.Lock()
+	full := false
 	for _, e := range entries {
 		k := denyKey{e.Kind, e.Value}
 		if old, ok := d.deny[k]; ok {
-			e = old.Merge(e)
+			d.deny[k] = old.Merge(e)
+		} else if len(d.deny) < d.maxEntries {
+			d.deny[k] = e
+		} else {
+			full = true
 		}
-		d.deny[k] = e
 	}
-	full := len(d.deny) > d.maxEntries
 	d.mu.Unlock()
 	if full && d.synced.CompareAndSwap(true, false) {
 		d.log.Warn("postgres denylist: too many entries to hold in memory; answering from SQL until they expire", "max", d.maxEntries)
 	}
+	return !full
 }
 
 // purge drops expired entries and reports how many remain.
@@ -287,8 +294,8 @@ func (d *Denylist) load(ctx context.Context) error {
 		d.log.Warn("postgres denylist: too many entries to hold in memory; answering from SQL until they expire", "entries", len(revs), "max", d.maxEntries)
 		return nil
 	}
-	d.add(revs...)
-	if d.purge() <= d.maxEntries {
+	d.purge()
+	if d.add(revs...) {
 		d.synced.Store(true)
 	}
 	return nil
