@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -81,4 +84,60 @@ func TestServeStartupFailures(t *testing.T) {
 			t.Errorf("serve with bad TLS files = %v; logs:\n%s", err, logs)
 		}
 	})
+}
+
+// A shutdown that outlasts AUTHD_SHUTDOWN_TIMEOUT (a client that never
+// finishes its request) closes the remaining connections, says so in the
+// JSON log, and ends serve without an error (exit 0).
+func TestShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	vars := map[string]string{
+		"AUTHD_ISSUER": "http://" + addr, "AUTHD_HTTP_ADDR": addr, "AUTHD_SECRET": testSecret, "AUTHD_DEV": "true",
+		"AUTHD_DATA_DIR": t.TempDir(), "AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
+		"AUTHD_SHUTDOWN_TIMEOUT": "300ms", "AUTHD_LOG_LEVEL": "info",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	ready := make(chan string, 1)
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, lookupEnv: lookup(vars),
+		onReady: func(addr string) { ready <- addr }}
+	root := e.rootCommand()
+	root.SetArgs([]string{"serve"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, logs)
+	}
+	// A request whose body never comes: in flight when the shutdown begins.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /oauth2/token HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=", addr)
+	time.Sleep(100 * time.Millisecond) // let the server start on it
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after a timed-out shutdown = %v; want nil (exit 0)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop 10 s after the shutdown began")
+	}
+	took := time.Since(began)
+	out := logs.String()
+	if !strings.Contains(out, "shutdown timed out") || took > 5*time.Second {
+		t.Errorf("shutdown took %v; logs:\n%s", took, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "{") && !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
 }
