@@ -137,7 +137,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", sw.status), slog.Int("bytes", sw.bytes), slog.Duration("duration", d),
+				slog.Int("status", sw.status), slog.Int("bytes", sw.bytes), slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 				slog.String("ip", s.clientIP(r)))
 		}()
 		next.ServeHTTP(sw, r)

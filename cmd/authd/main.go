@@ -7,19 +7,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/authd/authd/config"
+	"github.com/authd/authd/storage/redis"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
 func main() {
+	// go-redis logs through one process-wide logger: make its lines JSON on
+	// the log stream, one a minute at most (a Redis outage would otherwise
+	// print a plain-text line per failed dial).
+	goredis.SetLogger(redis.NewLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil)), time.Minute))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand(os.Stdin, os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx)
 	stop()

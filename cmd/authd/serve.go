@@ -161,7 +161,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		e.onReady(ln.Addr().String())
 	}
 	log.Info("authd ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(), "tls", cfg.TLS(),
-		"dev", cfg.Dev, "version", version, "startup", time.Since(start))
+		"dev", cfg.Dev, "version", version, "startup_ms", time.Since(start).Milliseconds())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -39,8 +40,41 @@ func ClientOptions(o *goredis.Options) *goredis.Options {
 	o.WriteTimeout = CallTimeout
 	o.PoolTimeout = CallTimeout
 	o.MaxRetries = -1 // no retries: the breaker and the fallback handle failures
+	o.DialerRetries = 1 // one dial: its retries would outlast the call deadline
 	o.ContextTimeoutEnabled = true
 	return o
+}
+
+// Logger routes go-redis's own log lines (its pool's dial failures) into
+// log as JSON at warn level, at most one line per interval, counting the
+// lines dropped meanwhile: an outage is one line a minute, not hundreds.
+// go-redis has one logger per process; pass it to goredis.SetLogger once.
+type Logger struct {
+	log      *slog.Logger
+	interval time.Duration
+	mu       sync.Mutex
+	last     time.Time
+	dropped  int
+}
+
+// NewLogger returns a Logger writing to log at most once per interval.
+func NewLogger(log *slog.Logger, interval time.Duration) *Logger {
+	return &Logger{log: log, interval: interval}
+}
+
+// Printf implements go-redis's internal.Logging.
+func (l *Logger) Printf(ctx context.Context, format string, v ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.interval {
+		l.dropped++
+		l.mu.Unlock()
+		return
+	}
+	dropped := l.dropped
+	l.last, l.dropped = now, 0
+	l.mu.Unlock()
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...), "similar_lines_dropped", dropped)
 }
 
 // Limiter is a rate limit per key (a client IP) shared by every replica

@@ -1,10 +1,14 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +129,18 @@ func TestProofReplay(t *testing.T) {
 	down := redis.NewProofReplay(newClient(t, "redis://127.0.0.1:1"), prefix, fb, nil)
 	if fresh, err := down.RememberProof(t.Context(), "jti-2", exp); err != nil || !fresh || fb.calls != 1 {
 		t.Errorf("RememberProof with Redis down = %v, %v (fallback calls %d); want the fallback's answer", fresh, err, fb.calls)
+	}
+}
+
+// The go-redis log adapter writes JSON, at most one line per interval.
+func TestLoggerIsRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	l := redis.NewLogger(slog.New(slog.NewJSONHandler(&buf, nil)), time.Hour)
+	for i := range 95 {
+		l.Printf(t.Context(), "redis: connection pool: failed to dial after %d attempts", i)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 || !json.Valid([]byte(lines[0])) || !strings.Contains(lines[0], `"level":"WARN"`) {
+		t.Errorf("95 go-redis lines logged as %q; want one JSON warning", lines)
 	}
 }
