@@ -100,7 +100,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 	d := &deps{cfg: cfg, log: log}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 	}
 	// Every OAuth request authenticates a client: keep client records in
 	// memory for a few seconds (changes through d.store apply at once).
@@ -108,7 +108,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 	if migrate {
 		if err := st.Migrate(ctx); err != nil {
 			d.Close()
-			return nil, fmt.Errorf("migrate: %w", err)
+			return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 		}
 	}
 	secret, old := secretBytes(cfg)
