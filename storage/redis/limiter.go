@@ -39,7 +39,7 @@ func ClientOptions(o *goredis.Options) *goredis.Options {
 	o.ReadTimeout = CallTimeout
 	o.WriteTimeout = CallTimeout
 	o.PoolTimeout = CallTimeout
-	o.MaxRetries = -1 // no retries: the breaker and the fallback handle failures
+	o.MaxRetries = -1   // no retries: the breaker and the fallback handle failures
 	o.DialerRetries = 1 // one dial: its retries would outlast the call deadline
 	o.ContextTimeoutEnabled = true
 	return o
