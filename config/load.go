@@ -330,3 +330,16 @@ func cleanList(in []string) []string {
 	}
 	return out
 }
+
+// SecretsHelp describes, one per line, the settings that have no flag (the
+// secrets, which a command line would show to every local user): they are
+// set through their AUTHD_* variable or the YAML file. serve --help shows it.
+func SecretsHelp() string {
+	var b strings.Builder
+	for _, f := range fields() {
+		if f.secret {
+			fmt.Fprintf(&b, "  %-28s %s (YAML key %s)\n", envName(f.key), f.usage, f.key)
+		}
+	}
+	return b.String()
+}

@@ -88,8 +88,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusOK, adminUser(u, s.cfg.Now()))
 }
 
-// patchUser serves PATCH /api/v1/admin/users/{id} with roles and/or disabled.
-// Disabling revokes the user's tokens in the same transaction.
+// patchUser serves PATCH /api/v1/admin/users/{id} with roles and/or disabled
+// through identity.Service.UpdateUser (as `authd users` does): disabling
+// revokes the user's tokens in the same transaction.
 func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Roles    *[]string `json:"roles"`
@@ -102,44 +103,13 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "Give roles and/or disabled.")
 		return
 	}
-	id := mux.Vars(r)["id"]
-	var roles []string
-	if in.Roles != nil {
-		var err error
-		if roles, err = identity.NormalizeRoles(*in.Roles); err != nil {
-			s.writeIdentityError(w, r, err)
-			return
-		}
-	}
-	if admin, _ := s.adminMeta(r); admin == id && in.Disabled != nil && *in.Disabled {
+	admin, m := s.adminMeta(r)
+	u, err := s.cfg.Identity.UpdateUser(r.Context(), mux.Vars(r)["id"],
+		identity.UserChange{Roles: in.Roles, Disabled: in.Disabled}, admin, m, s.cfg.OAuth)
+	if errors.Is(err, identity.ErrOwnAccount) {
 		writeProblemField(w, r, http.StatusConflict, "An admin cannot disable their own account.", "disabled")
 		return
-	}
-	var u storage.User
-	err := s.cfg.Store.InTx(r.Context(), func(ctx context.Context) error {
-		var revoke bool
-		var err error
-		u, err = s.cfg.Store.UpdateUser(ctx, id, func(x *storage.User) error {
-			if roles != nil {
-				x.Roles = roles
-			}
-			if in.Disabled != nil {
-				revoke = *in.Disabled && !x.Disabled
-				x.Disabled = *in.Disabled
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if revoke {
-			if err := s.cfg.OAuth.RevokeSubject(ctx, id, ""); err != nil {
-				return err
-			}
-		}
-		return s.record(ctx, r, eventUserUpdated, id, map[string]any{"roles": u.Roles, "disabled": u.Disabled})
-	})
-	if err != nil {
+	} else if err != nil {
 		s.writeIdentityError(w, r, err)
 		return
 	}

@@ -267,6 +267,10 @@ func publicUser(u storage.User) userDocument {
 	return userDocument{ID: u.ID, Username: u.Username, Email: u.Email, Roles: roles, CreatedAt: u.CreatedAt.UTC()}
 }
 
+// AdminUser is u as the admin API shows it (never the hash); the operator
+// CLI prints the same document.
+func AdminUser(u storage.User, now time.Time) any { return adminUser(u, now) }
+
 // adminUser adds the account state admins manage.
 func adminUser(u storage.User, now time.Time) userDocument {
 	d := publicUser(u)

@@ -188,7 +188,9 @@ func (e *env) clientsCommand() *cobra.Command {
 }
 
 func (e *env) usersCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "users", Short: "user accounts"}
+	cmd := &cobra.Command{Use: "users", Short: "user accounts: create, import, list, disable, enable, unlock, set-roles, set-password",
+		Long: "User accounts. USER is a user's id, username or email. Every change goes through the functions\n" +
+			"the admin API uses and is recorded (audit trail, outbox) with admin \"cli\"."}
 	var nu identity.NewUser
 	var passwordStdin bool
 	create := &cobra.Command{
@@ -197,11 +199,10 @@ func (e *env) usersCommand() *cobra.Command {
 			if !passwordStdin {
 				return errors.New("--password-stdin is required: passwords are never taken as arguments")
 			}
-			line, err := bufio.NewReader(io.LimitReader(e.stdin, 4<<10)).ReadString('\n')
-			if err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("read password: %w", err)
+			var err error
+			if nu.Password, err = e.readPassword(); err != nil {
+				return err
 			}
-			nu.Password = strings.TrimRight(line, "\r\n")
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
 				u, err := d.identity.CreateUser(cmd.Context(), nu, identity.Meta{})
 				if errors.Is(err, storage.ErrConflict) {
@@ -278,6 +279,7 @@ func (e *env) usersCommand() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(create, imp)
+	cmd.AddCommand(e.userAdminCommands()...)
 	return cmd
 }
 

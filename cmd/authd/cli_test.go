@@ -102,3 +102,37 @@ func TestCLIVerbs(t *testing.T) {
 		t.Errorf("configuration error echoes the secret: %v", err)
 	}
 }
+
+func TestCLIUnknownCommandsFail(t *testing.T) {
+	for _, args := range [][]string{{"bogus"}, {"users", "bogus"}, {"clients", "frobnicate", "x"}, {"keys", "lst"}, {"migrate", "down"}} {
+		_, _, err := runCLI(t, nil, "", args...)
+		if err == nil || !strings.Contains(err.Error(), "unknown command") {
+			t.Errorf("authd %s = %v; want an unknown command error", strings.Join(args, " "), err)
+		}
+	}
+	// A group alone prints its help and succeeds.
+	if out, _, err := runCLI(t, nil, "", "users"); err != nil || !strings.Contains(out, "set-password") {
+		t.Errorf("authd users = %q, %v; want its help", out, err)
+	}
+}
+
+func TestCLIVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out, _, err := runCLI(t, nil, "", args...)
+		if err != nil || out != "authd "+version+"\n" {
+			t.Errorf("authd %s = %q, %v; want %q", args[0], out, err, "authd "+version+"\n")
+		}
+	}
+}
+
+func TestServeHelpNamesSecrets(t *testing.T) {
+	out, _, err := runCLI(t, nil, "", "serve", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"AUTHD_SECRET ", "AUTHD_SECRET_OLD", "AUTHD_ISSUER", "--no-migrate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q:\n%s", want, out)
+		}
+	}
+}

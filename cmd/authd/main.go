@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,20 +70,25 @@ func (e *env) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "authd",
 		Short:         "authd: an OAuth 2.0 authorization server",
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("authd {{.Version}}\n")
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	config.Register(root.PersistentFlags())
 	e.root = root
+	serve := e.serveCommand()
+	serve.Long = serveLong
 	root.AddCommand(
-		e.serveCommand(),
+		serve,
 		e.migrateCommand(),
 		e.clientsCommand(),
 		e.usersCommand(),
 		e.keysCommand(),
+		e.healthcheckCommand(),
 		&cobra.Command{
 			Use: "version", Short: "print the version", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -91,7 +97,41 @@ func (e *env) rootCommand() *cobra.Command {
 			},
 		},
 	)
+	rejectUnknown(root)
 	return root
+}
+
+// serveLong is serve --help's text above the flags.
+var serveLong = "Runs the authorization server; applies pending migrations first unless --no-migrate.\n\n" +
+	"Every setting is a flag below, an AUTHD_* environment variable (named beside each flag) or a key\n" +
+	"of the YAML file (--config or AUTHD_CONFIG); flags win over variables, which win over the file.\n" +
+	"The secrets have no flag (a command line is visible to every local user); set them in the\n" +
+	"environment (or the file):\n\n" + config.SecretsHelp() +
+	"\nOutside dev mode AUTHD_SECRET is required and serve wants TLS (AUTHD_TLS_CERT and\n" +
+	"AUTHD_TLS_KEY) or a proxy that terminates it (AUTHD_TLS_TERMINATED_UPSTREAM=true).\n" +
+	"To rotate the secret: set the new one in AUTHD_SECRET and move the old one to\n" +
+	"AUTHD_SECRET_OLD on every replica; drop the old one once every replica runs with the new one."
+
+// rejectUnknown makes every command group (root, users, clients, ...) fail
+// on an unknown subcommand instead of printing its help and exiting 0; a
+// group given no subcommand still prints its help.
+func rejectUnknown(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		rejectUnknown(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return fmt.Errorf("%s (see %s --help)", msg, cmd.CommandPath())
+	}
 }
 
 // loadConfig reads flags > env > YAML and validates the result.
