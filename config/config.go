@@ -135,9 +135,18 @@ func (c Config) SlogLevel() slog.Level {
 	return l
 }
 
-// Validate checks c and returns one error that lists every problem found
-// (errors.Join), or nil. Messages never contain a secret.
-func (c Config) Validate() error {
+// Validate checks c for serve: every setting, and returns one error that
+// lists every problem found (errors.Join), or nil. Messages never contain a
+// secret.
+func (c Config) Validate() error { return c.validate(true) }
+
+// ValidateCLI checks c for the verbs that do not serve (migrate, clients,
+// users, keys): only the settings they read. The listeners, TLS, the https
+// issuer, the timeouts and the rate limit are serve's and are not checked,
+// so that an operator's shell needs the database URL and the secret only.
+func (c Config) ValidateCLI() error { return c.validate(false) }
+
+func (c Config) validate(serve bool) error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %s: %s", env, fmt.Sprintf(format, args...)))
@@ -150,7 +159,7 @@ func (c Config) Validate() error {
 		switch {
 		case u.Scheme != "https" && u.Scheme != "http":
 			bad("AUTHD_ISSUER", "scheme must be https (or http in dev), got %q", u.Scheme)
-		case u.Scheme == "http" && !c.Dev:
+		case u.Scheme == "http" && !c.Dev && serve:
 			bad("AUTHD_ISSUER", "must be https outside dev mode (AUTHD_DEV=true allows http)")
 		}
 		if u.User != nil {
@@ -167,23 +176,8 @@ func (c Config) Validate() error {
 		}
 	}
 
-	// Listeners.
-	if err := checkAddr(c.HTTPAddr); err != nil {
-		bad("AUTHD_HTTP_ADDR", "%v", err)
-	}
-	for _, p := range c.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			if _, err := netip.ParseAddr(p); err != nil {
-				bad("AUTHD_TRUSTED_PROXIES", "%q is neither a CIDR nor an IP address", p)
-			}
-		}
-	}
-	if c.PprofAddr != "" {
-		if err := checkAddr(c.PprofAddr); err != nil {
-			bad("AUTHD_PPROF_ADDR", "%v", err)
-		} else if c.PprofAddr == c.HTTPAddr {
-			bad("AUTHD_PPROF_ADDR", "must differ from AUTHD_HTTP_ADDR")
-		}
+	if serve {
+		errs = append(errs, c.validateServe()...)
 	}
 
 	// Backends. URLs may hold passwords: messages name only the scheme.
@@ -203,16 +197,6 @@ func (c Config) Validate() error {
 		if err := checkHostPort(b); err != nil {
 			bad("AUTHD_KAFKA_BROKERS", "broker %d: %v", i+1, err)
 		}
-	}
-
-	// Transport security.
-	switch {
-	case c.TLSCert != "" && c.TLSKey == "":
-		bad("AUTHD_TLS_KEY", "is required with AUTHD_TLS_CERT")
-	case c.TLSKey != "" && c.TLSCert == "":
-		bad("AUTHD_TLS_CERT", "is required with AUTHD_TLS_KEY")
-	case c.TLSCert == "" && !c.Dev && !c.TLSTerminatedUpstream:
-		bad("AUTHD_TLS_CERT", "serve refuses plain HTTP unless AUTHD_DEV=true or AUTHD_TLS_TERMINATED_UPSTREAM=true")
 	}
 
 	// Secrets: lengths only, never contents.
@@ -267,23 +251,63 @@ func (c Config) Validate() error {
 	if c.LockoutDuration < 0 || (c.LockoutThreshold > 0 && c.LockoutDuration == 0) {
 		bad("AUTHD_LOCKOUT_DURATION", "must be positive when lockout is on, got %s", c.LockoutDuration)
 	}
-	if c.RateLimitTokenPerMin < 0 {
-		bad("AUTHD_RATE_LIMIT_TOKEN_PER_MIN", "must not be negative (0 turns it off), got %d", c.RateLimitTokenPerMin)
-	}
 
 	// Process.
-	if c.ShutdownTimeout <= 0 {
-		bad("AUTHD_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
-	}
-	if c.ReadHeaderTimeout <= 0 {
-		bad("AUTHD_READ_HEADER_TIMEOUT", "must be positive, got %s", c.ReadHeaderTimeout)
-	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		bad("AUTHD_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 
 	return errors.Join(errs...)
+}
+
+// validateServe checks the settings only serve reads: its listeners, TLS,
+// timeouts and rate limit.
+func (c Config) validateServe() []error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", env, fmt.Sprintf(format, args...)))
+	}
+
+	// Listeners.
+	if err := checkAddr(c.HTTPAddr); err != nil {
+		bad("AUTHD_HTTP_ADDR", "%v", err)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("AUTHD_TRUSTED_PROXIES", "%q is neither a CIDR nor an IP address", p)
+			}
+		}
+	}
+	if c.PprofAddr != "" {
+		if err := checkAddr(c.PprofAddr); err != nil {
+			bad("AUTHD_PPROF_ADDR", "%v", err)
+		} else if c.PprofAddr == c.HTTPAddr {
+			bad("AUTHD_PPROF_ADDR", "must differ from AUTHD_HTTP_ADDR")
+		}
+	}
+
+	// Transport security.
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		bad("AUTHD_TLS_KEY", "is required with AUTHD_TLS_CERT")
+	case c.TLSKey != "" && c.TLSCert == "":
+		bad("AUTHD_TLS_CERT", "is required with AUTHD_TLS_KEY")
+	case c.TLSCert == "" && !c.Dev && !c.TLSTerminatedUpstream:
+		bad("AUTHD_TLS_CERT", "serve refuses plain HTTP unless AUTHD_DEV=true or AUTHD_TLS_TERMINATED_UPSTREAM=true")
+	}
+
+	if c.RateLimitTokenPerMin < 0 {
+		bad("AUTHD_RATE_LIMIT_TOKEN_PER_MIN", "must not be negative (0 turns it off), got %d", c.RateLimitTokenPerMin)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("AUTHD_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		bad("AUTHD_READ_HEADER_TIMEOUT", "must be positive, got %s", c.ReadHeaderTimeout)
+	}
+	return errs
 }
 
 func checkAddr(addr string) error {

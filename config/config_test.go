@@ -519,3 +519,117 @@ func TestSlogLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCLI(t *testing.T) {
+	// What only serve reads is not demanded of the other verbs.
+	c := production()
+	c.Issuer = "http://localhost:8080"
+	c.TLSCert, c.TLSKey = "", "/tls/key.pem"
+	c.HTTPAddr, c.PprofAddr = "nonsense", "nonsense"
+	c.TrustedProxies = []string{"not-an-ip"}
+	c.RateLimitTokenPerMin, c.ShutdownTimeout, c.ReadHeaderTimeout = -1, 0, 0
+	if err := c.ValidateCLI(); err != nil {
+		t.Errorf("ValidateCLI() = %v; want nil", err)
+	}
+	err := c.Validate()
+	for _, want := range []string{"AUTHD_ISSUER: must be https", "AUTHD_TLS_CERT", "AUTHD_HTTP_ADDR", "AUTHD_PPROF_ADDR",
+		"AUTHD_TRUSTED_PROXIES", "AUTHD_RATE_LIMIT_TOKEN_PER_MIN", "AUTHD_SHUTDOWN_TIMEOUT", "AUTHD_READ_HEADER_TIMEOUT"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v; want it to list %q", err, want)
+		}
+	}
+	// What every verb reads is checked for every verb.
+	c = production()
+	c.TLSCert, c.TLSKey = "", ""
+	c.Issuer, c.Secret, c.SigningAlg, c.DatabaseURL, c.AccessTokenTTL = "https://x/?q", "short", "HS256", "mysql://db", 0
+	err = c.ValidateCLI()
+	for _, want := range []string{"AUTHD_ISSUER", "AUTHD_SECRET", "AUTHD_SIGNING_ALG", "AUTHD_DATABASE_URL", "AUTHD_ACCESS_TOKEN_TTL"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateCLI() = %v; want it to list %q", err, want)
+		}
+	}
+	c = production()
+	c.Secret = ""
+	if err := c.ValidateCLI(); err == nil || !strings.Contains(err.Error(), "AUTHD_SECRET: is required") {
+		t.Errorf("ValidateCLI() without a secret = %v", err)
+	}
+}
+
+func TestLoadReportsEveryProblemWithTheRest(t *testing.T) {
+	got, err := load(t, "issuer: https://from-file.example\nhttp_adr: :1\nlockout_threshold: many\nlog_level: debug\n",
+		map[string]string{"AUTHD_ACCESS_TOKEN_TTL": "15", "AUTHD_DEV": "maybe", "AUTHD_SIGNING_ALG": "EdDSA"},
+		"--rate-limit-token-per-min", "7")
+	for _, want := range []string{"unknown keys http_adr", "lockout_threshold", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_DEV"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load() = %v; want it to list %q", err, want)
+		}
+	}
+	// The settings that parsed are loaded; those in error keep their defaults.
+	d := Defaults()
+	if got.Issuer != "https://from-file.example" || got.LogLevel != "debug" || got.SigningAlg != "EdDSA" || got.RateLimitTokenPerMin != 7 ||
+		got.AccessTokenTTL != d.AccessTokenTTL || got.LockoutThreshold != d.LockoutThreshold || got.Dev {
+		t.Errorf("Load() with errors = %v; want the rest loaded, defaults for the settings in error", got)
+	}
+	// A variable in error overrides the file's good value: neither is used.
+	got, err = load(t, "access_token_ttl: 5m\n", map[string]string{"AUTHD_ACCESS_TOKEN_TTL": "5"})
+	if err == nil || got.AccessTokenTTL != d.AccessTokenTTL {
+		t.Errorf("Load() = %v, %v; want an error and the default TTL", got.AccessTokenTTL, err)
+	}
+	// An unreadable file stops everything.
+	var fe *FileError
+	if _, err := load(t, "issuer: [unclosed\n", nil); !errors.As(err, &fe) {
+		t.Errorf("Load(bad YAML) = %v; want a *FileError", err)
+	}
+}
+
+func TestDevIssuer(t *testing.T) {
+	for _, tt := range []struct {
+		addr, want string
+		ok         bool
+	}{
+		{":8080", "http://localhost:8080", true},
+		{":9090", "http://localhost:9090", true},
+		{"0.0.0.0:9090", "http://localhost:9090", true},
+		{"[::]:9090", "http://localhost:9090", true},
+		{"127.0.0.1:9091", "http://127.0.0.1:9091", true},
+		{"[::1]:9091", "http://[::1]:9091", true},
+		{"auth.test:80", "http://auth.test:80", true},
+		{":0", "", false},
+		{"nonsense", "", false},
+	} {
+		if got, ok := DevIssuer(tt.addr); got != tt.want || ok != tt.ok {
+			t.Errorf("DevIssuer(%q) = %q, %v; want %q, %v", tt.addr, got, ok, tt.want, tt.ok)
+		}
+	}
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"dev, env addr", "", map[string]string{"AUTHD_DEV": "true", "AUTHD_HTTP_ADDR": ":9090"}, nil, "http://localhost:9090"},
+		{"dev, flag addr", "", map[string]string{"AUTHD_DEV": "true"}, []string{"--http-addr", "127.0.0.1:7070"}, "http://127.0.0.1:7070"},
+		{"dev, default addr", "", map[string]string{"AUTHD_DEV": "true"}, nil, "http://localhost:8080"},
+		{"dev, issuer set", "", map[string]string{"AUTHD_DEV": "true", "AUTHD_HTTP_ADDR": ":9090", "AUTHD_ISSUER": "http://auth.test:8080"}, nil, "http://auth.test:8080"},
+		{"dev, issuer in file", "issuer: http://file.test\n", map[string]string{"AUTHD_DEV": "true", "AUTHD_HTTP_ADDR": ":9090"}, nil, "http://file.test"},
+		{"not dev", "", map[string]string{"AUTHD_HTTP_ADDR": ":9090"}, nil, Defaults().Issuer},
+	}
+	for _, tt := range tests {
+		got, err := load(t, tt.yaml, tt.env, tt.args...)
+		if err != nil || got.Issuer != tt.want {
+			t.Errorf("%s: Issuer = %q, %v; want %q", tt.name, got.Issuer, err, tt.want)
+		}
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{
+		"AUTHD_ISSUR=https://x", "AUTHD_ISSUER=https://x", "AUTHD_CONFIG=/etc/authd.yaml", "HOME=/root",
+		"AUTHD_TEST_POSTGRES_URL=postgres://", "AUTHD_SOMETHING_ELSE=1", "AUTHD_SECRETS=x", "AUTHD_ISSUR=again", "AUTHD_=", "AUTHD_TLS_TERMINATED_UPSTRAEM=true",
+	})
+	want := []UnknownVar{{Name: "AUTHD_"}, {Name: "AUTHD_ISSUR", Suggest: "AUTHD_ISSUER"}, {Name: "AUTHD_SECRETS", Suggest: "AUTHD_SECRET"}, {Name: "AUTHD_SOMETHING_ELSE"}, {Name: "AUTHD_TLS_TERMINATED_UPSTRAEM", Suggest: "AUTHD_TLS_TERMINATED_UPSTREAM"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("UnknownEnv = %+v; want %+v", got, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -95,12 +96,31 @@ func Register(fs *pflag.FlagSet) {
 	}
 }
 
+// FileError is Load's error when the YAML file cannot be read or parsed;
+// nothing else is loaded then.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("config: read %s: %v", e.Path, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
 // Load builds the configuration: flags of fs that were set on the command
 // line win over AUTHD_* variables (read through lookupEnv; nil means
 // os.LookupEnv), which win over the YAML file named by --config or
 // AUTHD_CONFIG, which wins over Defaults. A variable set to the empty string
-// counts as unset. Unknown keys in the file are errors; fs may be nil. Load
-// does not call Validate.
+// counts as unset. fs may be nil. Load does not call Validate.
+//
+// In dev mode the issuer follows the listen address unless it is set:
+// AUTHD_HTTP_ADDR=:9090 makes it http://localhost:9090 (see DevIssuer).
+//
+// Every problem with a value (a variable or flag that does not parse, an
+// unknown key or a bad value in the file) is returned, joined into one
+// error, together with the configuration in which those settings keep
+// their defaults, so that the caller can validate the rest and report
+// everything at once. A file that cannot be read or parsed is a *FileError
+// and the Config is zero.
 func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
@@ -112,6 +132,7 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 	}
 
 	k := koanf.New(".")
+	var errs []error
 
 	// The file.
 	path, _ := lookupEnv(EnvPrefix + "CONFIG")
@@ -122,7 +143,7 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 	}
 	if path != "" {
 		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
-			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+			return Config{}, &FileError{Path: path, Err: err}
 		}
 		var unknown []string
 		for _, key := range k.Keys() {
@@ -132,7 +153,10 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			return Config{}, fmt.Errorf("config: %s: unknown keys %s", path, strings.Join(unknown, ", "))
+			errs = append(errs, fmt.Errorf("config: %s: unknown keys %s", path, strings.Join(unknown, ", ")))
+			for _, key := range unknown {
+				k.Delete(key)
+			}
 		}
 	}
 
@@ -144,7 +168,6 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 			environ = append(environ, envName(f.key)+"="+v)
 		}
 	}
-	var errs []error
 	envProvider := env.Provider(".", env.Opt{
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
@@ -157,6 +180,9 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 			v, err := parseString(f.ptr(&Config{}), value)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("config: %s: %w", name, describe(f, value, err)))
+				// Whatever the file said, this setting is in error: the
+				// default stands in while the rest is validated.
+				k.Delete(key)
 				return "", nil
 			}
 			return key, v
@@ -164,9 +190,6 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 	})
 	if err := k.Load(envProvider, nil); err != nil {
 		return Config{}, fmt.Errorf("config: environment: %w", err)
-	}
-	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
 	}
 
 	// The flags set on the command line (a nil koanf makes posflag skip the
@@ -198,10 +221,88 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 			errs = append(errs, fmt.Errorf("config: %s: %w", f.key, describe(f, fmt.Sprint(raw), err)))
 		}
 	}
-	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
+	if c.Dev && !k.Exists("issuer") {
+		if iss, ok := DevIssuer(c.HTTPAddr); ok {
+			c.Issuer = iss
+		}
 	}
-	return c, nil
+	return c, errors.Join(errs...)
+}
+
+// DevIssuer is the issuer dev mode uses when none is set: http://localhost
+// and the port of the listen address addr (its host when it names one:
+// 127.0.0.1:9090 gives http://127.0.0.1:9090). ok is false when addr is not
+// host:port or its port is 0.
+func DevIssuer(addr string) (string, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return "", false
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port), true
+}
+
+// UnknownVar is an AUTHD_* environment variable that is no setting.
+type UnknownVar struct {
+	Name    string
+	Suggest string // the setting it most resembles, when one is close; else empty
+}
+
+// UnknownEnv returns, sorted by name, the AUTHD_* variables of environ
+// (KEY=VALUE, as os.Environ gives) that name no setting: a typo leaves a
+// setting at its default, so callers warn about them (they are not errors:
+// the environment is shared with other programs). AUTHD_CONFIG is known;
+// AUTHD_TEST_* belong to authd's test suite and are skipped.
+func UnknownEnv(environ []string) []UnknownVar {
+	known := map[string]bool{EnvPrefix + "CONFIG": true}
+	var names []string
+	for _, f := range fields() {
+		known[envName(f.key)] = true
+		names = append(names, envName(f.key))
+	}
+	var out []UnknownVar
+	seen := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] || seen[name] || strings.HasPrefix(name, EnvPrefix+"TEST_") {
+			continue
+		}
+		seen[name] = true
+		u := UnknownVar{Name: name}
+		// A suggestion is at most a third of the name after the prefix away.
+		best := max(1, (len(name)-len(EnvPrefix))/3) + 1
+		for _, n := range names {
+			if d := editDistance(name, n); d < best {
+				best, u.Suggest = d, n
+			}
+		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // describe adds the offending value to err unless the field is a secret.

@@ -35,8 +35,11 @@ func (e *env) healthcheckCommand() *cobra.Command {
 			url := target
 			insecure := false
 			if url == "" {
+				// Only the listener's settings matter here: a problem
+				// elsewhere is serve's to report, not the health check's.
 				cfg, err := config.Load(e.root.PersistentFlags(), e.lookupEnv)
-				if err != nil {
+				var fe *config.FileError
+				if errors.As(err, &fe) {
 					return err
 				}
 				if url, err = healthURL(cfg); err != nil {

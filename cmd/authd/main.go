@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +31,8 @@ func main() {
 	// print a plain-text line per failed dial).
 	goredis.SetLogger(redis.NewLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil)), time.Minute))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand(os.Stdin, os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx)
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, environ: os.Environ}
+	err := e.rootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		var ce *cliError
@@ -55,7 +57,12 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
-	root           *cobra.Command
+	// environ lists the whole environment (KEY=VALUE), to warn about
+	// unknown AUTHD_* variables; nil skips the warning.
+	environ func() []string
+	root    *cobra.Command
+	// serving is set when the command is serve: its settings are validated too.
+	serving bool
 	// onReady, when set, is told the listening address once serve accepts
 	// connections (tests use it).
 	onReady func(addr string)
@@ -82,6 +89,7 @@ func (e *env) rootCommand() *cobra.Command {
 	e.root = root
 	serve := e.serveCommand()
 	serve.Long = serveLong
+	serve.PreRun = func(*cobra.Command, []string) { e.serving = true }
 	root.AddCommand(
 		serve,
 		e.migrateCommand(),
@@ -134,21 +142,64 @@ func rejectUnknown(c *cobra.Command) {
 	}
 }
 
-// loadConfig reads flags > env > YAML and validates the result.
+// loadConfig reads flags > env > YAML, warns about unknown AUTHD_*
+// variables and validates the result: every setting for serve, those the
+// other verbs read for them (config.ValidateCLI: no TLS, no https issuer).
+// Problems in parsing and in validation are reported together.
 func (e *env) loadConfig() (config.Config, error) {
 	cfg, err := config.Load(e.root.PersistentFlags(), e.lookupEnv)
-	if err != nil {
+	var fe *config.FileError
+	if errors.As(err, &fe) {
 		return cfg, err
 	}
-	if cfg.Dev && cfg.Secret == "" {
+	var problems []error
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if e.environ != nil {
+		log := newLogger(cfg, e.stderr)
+		for _, u := range config.UnknownEnv(e.environ()) {
+			if u.Suggest != "" {
+				log.Warn("unknown configuration variable ignored", "variable", u.Name, "did_you_mean", u.Suggest)
+			} else {
+				log.Warn("unknown configuration variable ignored", "variable", u.Name)
+			}
+		}
+	}
+	if cfg.Dev && cfg.Secret == "" && cfg.DataDir != "" {
 		s, err := devSecret(cfg.DataDir)
 		if err != nil {
 			return cfg, err
 		}
 		cfg.Secret = s
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	validate := cfg.ValidateCLI
+	if e.serving {
+		validate = cfg.Validate
 	}
-	return cfg, nil
+	if err := validate(); err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) == 0 {
+		return cfg, nil
+	}
+	if hint := devSecretHint(cfg); hint != "" {
+		problems = append(problems, errors.New(hint))
+	}
+	return cfg, fmt.Errorf("invalid configuration:\n%w", errors.Join(problems...))
+}
+
+// devSecretHint says how to use the dev secret kept in the data folder when
+// no secret is set outside dev mode (a CLI verb run against `make run`'s
+// data without AUTHD_DEV=true); "" when it does not apply.
+func devSecretHint(cfg config.Config) string {
+	if cfg.Dev || cfg.Secret != "" || cfg.DataDir == "" {
+		return ""
+	}
+	path := filepath.Join(cfg.DataDir, "secret")
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("config: AUTHD_SECRET: %[1]s holds the secret dev mode generated; add AUTHD_DEV=true to use it "+
+		"(as make run does), or set AUTHD_SECRET=\"$(cat %[1]s)\" to use its data outside dev mode (never in production)", path)
 }
