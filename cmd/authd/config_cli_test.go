@@ -68,8 +68,8 @@ func TestCLIConfigUnknownVariableWarns(t *testing.T) {
 	vars := map[string]string{
 		"AUTHD_DEV": "true", "AUTHD_SECRET": testSecret, "AUTHD_DATA_DIR": t.TempDir(),
 		"AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"),
-		"AUTHD_ISSUR": "https://typo.example", "AUTHD_SECRETS": "never-echoed-value", "AUTHD_TEST_POSTGRES_URL": "postgres://x",
 	}
+	vars["AUTHD_ISSUR"], vars["AUTHD_SECRETS"], vars["AUTHD_TEST_POSTGRES_URL"] = "https://typo.example", "never-echoed-value", "postgres://x"
 	_, stderr, err := runCLIEnviron(t, vars, "migrate", "status")
 	if err != nil {
 		t.Fatalf("an unknown variable is an error: %v", err)

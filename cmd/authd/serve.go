@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -106,6 +107,14 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if err != nil {
 		return err
 	}
+	// Bind before dev mode prints its banner: a busy port fails here, before
+	// any credentials are made or shown. (Connections wait in the backlog
+	// until Serve below.)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // when start-up fails before Serve; Serve closes it otherwise
 	if cfg.Dev {
 		if err := e.bootstrapDev(ctx, d); err != nil {
 			return err
@@ -144,10 +153,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 			return fmt.Errorf("tls: AUTHD_TLS_CERT / AUTHD_TLS_KEY: %w", err)
 		}
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -226,6 +231,10 @@ type devCredentials struct {
 	Password     string `json:"password"`
 }
 
+// devAudience is the audience of the example resource server
+// (examples/orders), which the dev client may request.
+const devAudience = "orders"
+
 // bootstrapDev creates the dev client and user once and prints how to sign in.
 // It is only reached in dev mode; it prints to the terminal, not to the log.
 func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
@@ -248,9 +257,15 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 	default:
 		return fmt.Errorf("read dev credentials: %w", err)
 	}
-	if _, err := d.store.GetClient(ctx, dc.ClientID); errors.Is(err, storage.ErrNotFound) {
+	// The dev client may ask for the example audience (examples/orders
+	// accepts aud "orders") and for the issuer, since authd's own API accepts
+	// only tokens for itself or the client: tokens without an audience
+	// parameter carry both. A client kept from an earlier run, or from
+	// another issuer (another AUTHD_HTTP_ADDR), is brought up to date.
+	audience := []string{d.cfg.Issuer, devAudience}
+	if c, err := d.store.GetClient(ctx, dc.ClientID); errors.Is(err, storage.ErrNotFound) {
 		c, _, err := d.hasher.NewClient(ctx, oauth.ClientSpec{
-			ID: dc.ClientID, Name: "dev client", Secret: dc.ClientSecret, Introspect: true,
+			ID: dc.ClientID, Name: "dev client", Secret: dc.ClientSecret, Introspect: true, Audience: audience,
 			GrantTypes: oauth.SupportedGrantTypes(), Scopes: []string{"openid", "profile", "email", "offline_access"},
 		})
 		if err != nil {
@@ -261,6 +276,10 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 		}
 	} else if err != nil {
 		return fmt.Errorf("dev client: %w", err)
+	} else if !slices.Equal(c.Audience, audience) {
+		if _, err := d.store.UpdateClient(ctx, dc.ClientID, func(c *storage.Client) error { c.Audience = audience; return nil }); err != nil {
+			return fmt.Errorf("dev client: %w", err)
+		}
 	}
 	if _, err := d.store.GetUserByLogin(ctx, dc.Username); errors.Is(err, storage.ErrNotFound) {
 		if _, err := d.identity.CreateUser(ctx, identity.NewUser{Username: dc.Username, Email: dc.Username + "@example.com", Password: dc.Password, Roles: []string{"admin"}}, identity.Meta{}); err != nil && !errors.Is(err, storage.ErrConflict) {
@@ -279,9 +298,11 @@ authd dev mode — not for production
   dev client:    %[2]s / %[3]s
   dev user:      %[4]s / %[5]s  (roles user, admin)
   kept in:       %[6]s
-sign in:
+sign in (a token for authd's API, /api/v1/...):
   curl -s -u '%[2]s:%[3]s' -d grant_type=password -d username=%[4]s -d password='%[5]s' %[1]s/oauth2/token
+a token for the orders example (go run ./examples/orders -issuer %[1]s):
+  curl -s -u '%[2]s:%[3]s' -d grant_type=password -d username=%[4]s -d password='%[5]s' -d audience=%[7]s %[1]s/oauth2/token
 
-`, d.cfg.Issuer, dc.ClientID, dc.ClientSecret, dc.Username, dc.Password, path)
+`, d.cfg.Issuer, dc.ClientID, dc.ClientSecret, dc.Username, dc.Password, path, devAudience)
 	return nil
 }
