@@ -18,6 +18,24 @@ import (
 	"github.com/authd/authd/storage/storagetest"
 )
 
+// warmUp calls fn until it succeeds (a first call dials and may miss the
+// 30 ms deadline on a loaded machine; if the breaker opened meanwhile it
+// waits for it to half-open).
+func warmUp(t *testing.T, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis never answered within the deadline: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func newClient(t *testing.T, url string) *goredis.Client {
 	t.Helper()
 	opts, err := goredis.ParseURL(url)
@@ -35,6 +53,12 @@ func TestLimiterIsShared(t *testing.T) {
 	url, prefix := storagetest.RedisURL(t)
 	a := redis.NewLimiter(newClient(t, url), prefix, 5, nil)
 	b := redis.NewLimiter(newClient(t, url), prefix, 5, nil)
+	// A first call dials and loads the script: on a loaded machine it may
+	// miss the 30 ms deadline (and fall back, by design). Warm both up on
+	// another key so that the calls counted below reach Redis.
+	for _, l := range []*redis.Limiter{a, b} {
+		warmUp(t, func() error { _, _, err := l.Allow(t.Context(), "warm-up"); return err })
+	}
 	allowed := 0
 	for i := range 10 {
 		l := a
@@ -114,8 +138,15 @@ func (c *countingReplay) RememberProof(context.Context, string, time.Time) (bool
 func TestProofReplay(t *testing.T) {
 	url, prefix := storagetest.RedisURL(t)
 	fb := &countingReplay{}
-	a := redis.NewProofReplay(newClient(t, url), prefix, fb, nil)
-	b := redis.NewProofReplay(newClient(t, url), prefix, fb, nil)
+	// Clients with a connection already made: a first call's dial may miss
+	// the 30 ms deadline on a loaded machine (and fall back, by design).
+	warm := func() *goredis.Client {
+		rdb := newClient(t, url)
+		warmUp(t, func() error { return rdb.Ping(t.Context()).Err() })
+		return rdb
+	}
+	a := redis.NewProofReplay(warm(), prefix, fb, nil)
+	b := redis.NewProofReplay(warm(), prefix, fb, nil)
 	exp := time.Now().Add(time.Minute)
 	if fresh, err := a.RememberProof(t.Context(), "jti-1", exp); err != nil || !fresh {
 		t.Fatalf("first RememberProof = %v, %v; want true", fresh, err)
