@@ -403,6 +403,15 @@ func TestSharedRateLimit(t *testing.T) {
 	varsB["AUTHD_ISSUER"] = a.vars["AUTHD_ISSUER"]
 	other := *a
 	other.instance = start(t, varsB)
+	// /readyz pings Redis through each replica's client: a connection is
+	// made before the counted requests (a first dial may miss the 30 ms
+	// call deadline on a loaded machine, and the replica would then count
+	// on its own, by design).
+	for _, in := range []*instance{a.instance, other.instance} {
+		if code, _, m := in.do(in.request("GET", "/readyz", "")); code != http.StatusOK {
+			t.Fatalf("readyz: %d %v", code, m)
+		}
+	}
 	allowed, limited := 0, 0
 	for i := range 12 {
 		in := a.instance
