@@ -61,18 +61,24 @@ type Store interface {
 type Recorder struct {
 	store Store
 	now   func() time.Time
+	obs   Observer // nil: none
 }
 
 // NewRecorder returns a recorder on store; now may be nil for time.Now.
-func NewRecorder(store Store, now func() time.Time) *Recorder {
+func NewRecorder(store Store, now func() time.Time, opts ...RecorderOption) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Recorder{store: store, now: now}
+	r := &Recorder{store: store, now: now}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // Record writes e to the audit trail and the outbox. Call it with the context
-// of the transaction that makes the change e reports.
+// of the transaction that makes the change e reports. The observer, if any,
+// hears of e once that transaction committed (see WithObserver).
 func (r *Recorder) Record(ctx context.Context, e Event) error {
 	if e.ID == "" {
 		e.ID = newID()
@@ -101,6 +107,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 	}); err != nil {
 		return fmt.Errorf("events: outbox %s: %w", e.Type, err)
 	}
+	r.observe(ctx, e)
 	return nil
 }
 

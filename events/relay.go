@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authd/authd/storage"
@@ -88,6 +89,37 @@ type Relay struct {
 	opts  RelayOptions
 
 	mu sync.Mutex // serialises passes
+
+	// Read by Stats.
+	published atomic.Uint64
+	failures  atomic.Uint64
+	lag       atomic.Int64 // nanoseconds
+	lastOK    atomic.Int64 // unix nanoseconds
+}
+
+// RelayStats is what a relay has done since it was created (for metrics).
+type RelayStats struct {
+	// Published counts the events published and marked sent.
+	Published uint64
+	// Failures counts the batches that failed: the outbox could not be
+	// claimed, the broker did not acknowledge every event, or the
+	// acknowledged events could not be marked sent.
+	Failures uint64
+	// Lag is how old the oldest event of the last batch published was when
+	// it was marked sent (zero before the first).
+	Lag time.Duration
+	// LastSuccess is when a pass last drained the outbox without a failure
+	// (zero before the first).
+	LastSuccess time.Time
+}
+
+// Stats returns what the relay has done so far; safe for concurrent use.
+func (r *Relay) Stats() RelayStats {
+	s := RelayStats{Published: r.published.Load(), Failures: r.failures.Load(), Lag: time.Duration(r.lag.Load())}
+	if ns := r.lastOK.Load(); ns != 0 {
+		s.LastSuccess = time.Unix(0, ns)
+	}
+	return s
 }
 
 // NewRelay returns a relay from store to pub; both must be non-nil.
@@ -159,8 +191,13 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		}
 		n, more, err := r.batch(ctx)
 		total += n
-		if err != nil || !more {
+		if err != nil {
+			r.failures.Add(1)
 			return total, err
+		}
+		if !more {
+			r.lastOK.Store(r.opts.Now().UnixNano())
+			return total, nil
 		}
 	}
 }
@@ -197,11 +234,24 @@ func (r *Relay) batch(ctx context.Context) (published int, more bool, err error)
 			return 0, false, errors.Join(pubErr,
 				fmt.Errorf("events: relay: mark %d published events sent: %w", len(ids), err))
 		}
+		r.published.Add(uint64(len(ids)))
+		r.lag.Store(int64(r.opts.Now().Sub(oldest(evs, ids))))
 	}
 	if pubErr != nil {
 		return len(ids), false, pubErr
 	}
 	return len(ids), len(evs) >= r.opts.Batch, nil
+}
+
+// oldest returns the creation time of the oldest event of evs named in ids.
+func oldest(evs []storage.OutboxEvent, ids []string) time.Time {
+	var t time.Time
+	for _, e := range evs {
+		if (t.IsZero() || e.CreatedAt.Before(t)) && slices.Contains(ids, e.ID) {
+			t = e.CreatedAt
+		}
+	}
+	return t
 }
 
 // unacknowledged returns the ids of evs not in acked.

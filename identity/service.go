@@ -60,6 +60,24 @@ type Options struct {
 	// hash is met: the service raises it to the highest cost it sees at
 	// import or login. Values are clamped to [4, 16].
 	BcryptPadCost int
+	// HashObserver, when set, hears how long each password hash and each
+	// password check took (for a duration histogram).
+	HashObserver HashObserver
+}
+
+// HashObserver is told the duration of the service's password hashing: op
+// is "hash" (a new argon2id hash: signup, password change, rehash) or
+// "verify" (one password check, padded to the work every check does). It is
+// called in the hashing slot and must return quickly.
+type HashObserver interface {
+	ObservePasswordHash(op string, d time.Duration)
+}
+
+// observeHash reports the time since start to the hash observer, if any.
+func (s *Service) observeHash(op string, start time.Time) {
+	if s.hashObs != nil {
+		s.hashObs.ObservePasswordHash(op, time.Since(start))
+	}
 }
 
 // Meta describes where a request came from, for the events.
@@ -88,6 +106,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	slots     chan struct{}
+	hashObs   HashObserver
 
 	noUser      string       // an id no user has: unknown users' store round trips go to it
 	bcryptPad   atomic.Int32 // bcrypt cost every check is padded to; 0 for none
@@ -112,6 +131,7 @@ func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 		blocklist: opts.Blocklist,
 		now:       opts.Now,
 		log:       opts.Logger,
+		hashObs:   opts.HashObserver,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -163,6 +183,7 @@ func (s *Service) hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer s.release()
+	defer s.observeHash("hash", time.Now())
 	return s.hasher.Hash(password)
 }
 

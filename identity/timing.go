@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -45,6 +46,7 @@ func (s *Service) verify(ctx context.Context, password, encoded string) (ok, nee
 // holds a hashing slot. Verify fails before any hashing, so an error means
 // no work was done yet.
 func (s *Service) check(password, encoded string) (ok, needsRehash bool, err error) {
+	defer s.observeHash("verify", time.Now())
 	ok, needsRehash, err = s.hasher.Verify(password, encoded)
 	argon2idDone, bcryptDone := false, 0
 	if err == nil {

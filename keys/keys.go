@@ -54,6 +54,8 @@ const (
 	unknownKIDReloadEvery = 5 * time.Second
 	// unknownKIDReloadTimeout bounds such a reload.
 	unknownKIDReloadTimeout = 5 * time.Second
+	// DefaultRotationPeriod is used when Options.RotationPeriod is zero.
+	DefaultRotationPeriod = 90 * 24 * time.Hour
 	// updateAttempts is how many times an UpdateKeys that failed with
 	// storage.ErrSerialization is tried.
 	updateAttempts = 3
@@ -126,6 +128,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives key lifecycle events; nothing is logged when nil.
 	Logger *slog.Logger
+	// RotationPeriod is how long a key should sign before the next rotation
+	// (`authd keys rotate`); DefaultRotationPeriod when zero. authd does not
+	// rotate on its own: Status reports when a rotation is due, for alerts.
+	RotationPeriod time.Duration
 }
 
 // KeyInfo describes a signing key without any private material.
@@ -148,6 +154,7 @@ type Manager struct {
 	alg       string
 	retention time.Duration // how long a retired key stays published
 	reload    time.Duration
+	rotateDue time.Duration // Options.RotationPeriod
 	now       func() time.Time
 	log       *slog.Logger
 
@@ -183,18 +190,22 @@ func NewManager(ctx context.Context, store Store, opts Options) (*Manager, error
 	if opts.ReloadInterval < 0 {
 		return nil, errors.New("keys: Options.ReloadInterval must not be negative")
 	}
+	if opts.RotationPeriod < 0 {
+		return nil, errors.New("keys: Options.RotationPeriod must not be negative")
+	}
 	s, err := newSealer(opts.Secret, opts.OldSecrets)
 	if err != nil {
 		return nil, err
 	}
 	m := &Manager{
-		store:  store,
-		sealer: s,
-		alg:    alg,
-		reload: cmp.Or(opts.ReloadInterval, DefaultReloadInterval),
-		now:    opts.Now,
-		log:    opts.Logger,
-		pubs:   map[string]*verifyKey{},
+		store:     store,
+		sealer:    s,
+		alg:       alg,
+		reload:    cmp.Or(opts.ReloadInterval, DefaultReloadInterval),
+		rotateDue: cmp.Or(opts.RotationPeriod, DefaultRotationPeriod),
+		now:       opts.Now,
+		log:       opts.Logger,
+		pubs:      map[string]*verifyKey{},
 	}
 	m.retention = opts.TokenTTL + m.reload + RetireLeeway
 	if m.now == nil {
@@ -464,6 +475,30 @@ func (m *Manager) JWKS() (body []byte, etag string) {
 // from Options.Alg until an algorithm change has been rotated in.
 func (m *Manager) Alg() string {
 	return m.set.Load().current.alg
+}
+
+// Status describes the key that signs now, for metrics and alerts.
+type Status struct {
+	CurrentKID string
+	CurrentAlg string
+	// ActivatedAt is when the current key started signing.
+	ActivatedAt time.Time
+	// RotationDue is ActivatedAt + Options.RotationPeriod: when the next
+	// rotation should happen.
+	RotationDue time.Time
+	// Published is the number of keys in the JWKS.
+	Published int
+}
+
+// Status reports on the key set in use (this replica's last load of it). It
+// reads the snapshot Sign uses and takes no lock.
+func (m *Manager) Status() Status {
+	s := m.set.Load()
+	return Status{
+		CurrentKID: s.current.id, CurrentAlg: s.current.alg,
+		ActivatedAt: s.activated, RotationDue: s.activated.Add(m.rotateDue),
+		Published: len(s.keys),
+	}
 }
 
 // Rotate makes the next key current, retires the current key (it stays

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -16,10 +17,13 @@ import (
 // JWKS read it through Manager.set without locking.
 type keySet struct {
 	current *verifyKey
-	signer  *tokenSigner // signs with current
-	keys    map[string]*verifyKey
-	jwks    []byte
-	etag    string
+	// activated is when the current key started signing (its ActivatedAt,
+	// else its CreatedAt).
+	activated time.Time
+	signer    *tokenSigner // signs with current
+	keys      map[string]*verifyKey
+	jwks      []byte
+	etag      string
 }
 
 // verifyKey is a parsed public key. It does not depend on the key's state, so
@@ -115,6 +119,10 @@ func (m *Manager) build(recs []storage.SigningKey) (*keySet, error) {
 		jwks.Keys = append(jwks.Keys, k.jwk)
 	}
 	set.current = set.keys[published[0].ID]
+	set.activated = published[0].ActivatedAt
+	if set.activated.IsZero() {
+		set.activated = published[0].CreatedAt
+	}
 
 	signer, err := m.signerFor(published[0], set.current)
 	if err != nil {

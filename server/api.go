@@ -237,6 +237,7 @@ func (s *Server) writeIdentityError(w http.ResponseWriter, r *http.Request, err 
 	case errors.Is(err, storage.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "No such resource.")
 	case storage.Retryable(err):
+		s.metrics.DatabaseUnavailable(err)
 		s.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "error", err)
 		writeUnavailable(w, r, "The service is temporarily unavailable; retry shortly.")
 	default:

@@ -19,7 +19,6 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/authd/authd/events"
@@ -81,7 +80,8 @@ type Config struct {
 	ClientHasher    *oauth.SecretHasher
 	Checks          []Check
 	Logger          *slog.Logger
-	Registry        *prometheus.Registry       // nil: a new one
+	Registry        *prometheus.Registry       // nil: Metrics' registry, or a new one
+	Metrics         *Metrics                   // nil: new metrics on Registry
 	HSTS            bool                       // set when serving TLS
 	MaxBodyBytes    int64                      // default 64 KiB
 	RateLimitPerMin int                        // per client IP on token and signup; 0: off
@@ -95,7 +95,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	router    *mux.Router
-	metrics   *metrics
+	metrics   *Metrics
 	limiter   *ipLimiter
 	ipOf      func(*http.Request) string
 	discovery document
@@ -136,19 +136,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
+	switch {
+	case cfg.Metrics == nil:
+		if cfg.Metrics, err = NewMetrics(cfg.Registry); err != nil {
+			return nil, fmt.Errorf("server: metrics: %w", err)
+		}
+		cfg.Registry = cfg.Metrics.Registry()
+	case cfg.Registry == nil:
+		cfg.Registry = cfg.Metrics.Registry()
+	case cfg.Registry != cfg.Metrics.Registry():
+		return nil, errors.New("server: Metrics are on another registry than Registry")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ipOf: cfg.ClientIP}
+	s := &Server{cfg: cfg, log: cfg.Logger, ipOf: cfg.ClientIP, metrics: cfg.Metrics}
 	if s.ipOf == nil {
 		s.ipOf = ClientIPFunc(nil)
 	}
-	m, err := newMetrics(cfg.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("server: metrics: %w", err)
-	}
-	s.metrics = m
 	if cfg.RateLimitPerMin > 0 {
 		s.limiter = newIPLimiter(cfg.RateLimitPerMin, cfg.Now)
 	}

@@ -345,6 +345,9 @@ type Outbox interface {
 	// ReleaseOutbox drops the claims on events not published, for a retry.
 	ReleaseOutbox(ctx context.Context, ids []string) error
 	MarkOutboxSent(ctx context.Context, ids []string, at time.Time) error
+	// OutboxBacklog counts the unsent events, claimed or not, and returns
+	// the creation time of the oldest (zero when there is none).
+	OutboxBacklog(ctx context.Context) (count int, oldest time.Time, err error)
 }
 
 // Transactor runs work in one database transaction. Every store method picks

@@ -22,6 +22,7 @@ import (
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/identity/blocklist"
 	"github.com/authd/authd/keys"
+	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/postgres"
@@ -82,29 +83,50 @@ func secretBytes(cfg config.Config) (current []byte, old [][]byte) {
 
 // deps are the wired layers every command may need.
 type deps struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    storage.Store
-	redis    *goredis.Client    // nil without AUTHD_REDIS_URL
-	pgDeny   *postgres.Denylist // in-memory denylist on PostgreSQL; nil on SQLite
-	denylist storage.Denylist
-	keys     *keys.Manager
-	hasher   *oauth.SecretHasher
-	recorder *events.Recorder
-	identity *identity.Service
+	cfg       config.Config
+	log       *slog.Logger
+	store     storage.Store
+	redis     *goredis.Client    // nil without AUTHD_REDIS_URL
+	pgDeny    *postgres.Denylist // in-memory denylist on PostgreSQL; nil on SQLite
+	denylist  storage.Denylist
+	keys      *keys.Manager
+	hasher    *oauth.SecretHasher
+	recorder  *events.Recorder
+	identity  *identity.Service
+	metrics   *server.Metrics    // serve's; nil for the other verbs
+	redisDPoP *redis.ProofReplay // set by provider when Redis remembers DPoP proofs
 }
 
 // open wires the store (migrating it when migrate is set), keys, hashing and
 // identity. Close releases what it opened.
 func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*deps, error) {
-	d := &deps{cfg: cfg, log: log}
+	return openObserved(ctx, cfg, log, migrate, nil)
+}
+
+// openObserved is open whose events, password hashing and database outages
+// are counted in m (when not nil).
+func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool, m *server.Metrics) (*deps, error) {
+	d := &deps{cfg: cfg, log: log, metrics: m}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 	}
+	// Events are counted once their transaction committed: every
+	// transaction begins through the CommitStore.
+	tx := storage.Store(st)
+	var recOpts []events.RecorderOption
+	idOpts := identity.Options{
+		LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration, Logger: log,
+		Blocklist: blocklist.Common(),
+	}
+	if m != nil {
+		tx = events.NewCommitStore(st)
+		recOpts = append(recOpts, events.WithObserver(m))
+		idOpts.HashObserver = m
+	}
 	// Every OAuth request authenticates a client: keep client records in
 	// memory for a few seconds (changes through d.store apply at once).
-	d.store = oauth.NewClientCache(st, oauth.DefaultClientCacheTTL, nil)
+	d.store = oauth.NewClientCache(tx, oauth.DefaultClientCacheTTL, nil)
 	if migrate {
 		if err := st.Migrate(ctx); err != nil {
 			d.Close()
@@ -143,11 +165,8 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 		}
 		d.redis = goredis.NewClient(redis.ClientOptions(opts))
 	}
-	d.recorder = events.NewRecorder(st, nil)
-	d.identity = identity.NewService(st, d.recorder, identity.Options{
-		LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration, Logger: log,
-		Blocklist: blocklist.Common(),
-	})
+	d.recorder = events.NewRecorder(tx, nil, recOpts...)
+	d.identity = identity.NewService(tx, d.recorder, idOpts)
 	return d, nil
 }
 
@@ -155,12 +174,17 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 // nil outside serve.
 func (d *deps) provider(clientIP func(*http.Request) string) (*oauth.Provider, error) {
 	secret, old := secretBytes(d.cfg)
+	var unavailable func(error)
+	if d.metrics != nil {
+		unavailable = d.metrics.DatabaseUnavailable
+	}
 	return oauth.New(oauth.Options{
 		Issuer: d.cfg.Issuer, AccessTokenTTL: d.cfg.AccessTokenTTL, RefreshTokenTTL: d.cfg.RefreshTokenTTL,
 		RefreshFamilyTTL: d.cfg.RefreshFamilyTTL, RefreshReuseInterval: d.cfg.RefreshReuseInterval,
 		Secret: secret, OldSecrets: old,
 		Store: d.store, Denylist: d.denylist, ProofReplay: d.proofReplay(), DPoPNonces: d.cfg.DPoPNonce,
 		Signer: d.keys, Auth: d.identity, Recorder: d.recorder, Hasher: d.hasher, Logger: d.log, ClientIP: clientIP,
+		StoreUnavailable: unavailable,
 	})
 }
 
@@ -171,7 +195,8 @@ func (d *deps) proofReplay() storage.ProofReplay {
 	if d.redis == nil {
 		return d.store
 	}
-	return redis.NewProofReplay(d.redis, d.cfg.RedisKeyPrefix, d.store, d.log)
+	d.redisDPoP = redis.NewProofReplay(d.redis, d.cfg.RedisKeyPrefix, d.store, d.log)
+	return d.redisDPoP
 }
 
 // Close releases the store and Redis client.

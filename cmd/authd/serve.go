@@ -55,7 +55,11 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	log := newLogger(cfg, e.stderr)
-	d, err := open(ctx, cfg, log, migrate)
+	metrics, err := server.NewMetrics(nil) // a registry per serve: tests run several in one process
+	if err != nil {
+		return err
+	}
+	d, err := openObserved(ctx, cfg, log, migrate, metrics)
 	if err != nil {
 		return err
 	}
@@ -83,25 +87,31 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if d.redis != nil {
 		checks = append(checks, server.Check{Name: "redis", Probe: func(ctx context.Context) error { return d.redis.Ping(ctx).Err() }})
 	}
+	var relay *events.Relay
 	if len(cfg.KafkaBrokers) > 0 {
 		pub, err := kafka.New(cfg.KafkaBrokers, kafka.WithLogger(log))
 		if err != nil {
 			return err
 		}
 		defer pub.Close() // after the relay has stopped: defers run last in, first out
-		relay := events.NewRelay(d.store, pub, events.RelayOptions{Logger: log})
+		relay = events.NewRelay(d.store, pub, events.RelayOptions{Logger: log})
 		relayDone := make(chan struct{})
 		go func() { defer close(relayDone); _ = relay.Run(ctx) }()
 		defer func() { stop(); <-relayDone }()
 		checks = append(checks, server.Check{Name: "kafka", Probe: pub.Ping})
 	}
 	var sharedLimiter server.SharedLimiter
+	var redisLimiter *redis.Limiter
 	if d.redis != nil && cfg.RateLimitTokenPerMin > 0 {
-		sharedLimiter = redis.NewLimiter(d.redis, cfg.RedisKeyPrefix, cfg.RateLimitTokenPerMin, log)
+		redisLimiter = redis.NewLimiter(d.redis, cfg.RedisKeyPrefix, cfg.RateLimitTokenPerMin, log)
+		sharedLimiter = redisLimiter
+	}
+	if err := d.watch(metrics, redisLimiter, relay); err != nil {
+		return err
 	}
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
-		Recorder: d.recorder, ClientHasher: d.hasher, Checks: checks, Logger: log,
+		Recorder: d.recorder, ClientHasher: d.hasher, Checks: checks, Logger: log, Metrics: metrics,
 		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin, SharedLimiter: sharedLimiter, ClientIP: clientIP,
 	})
 	if err != nil {

@@ -104,6 +104,9 @@ func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error)
 		// The store is down or busy: an outage, not a bug (RFC 6749 §5.2's
 		// temporarily_unavailable, with Retry-After).
 		rfc = fosite.ErrTemporarilyUnavailable.WithWrap(err)
+		if p.o.StoreUnavailable != nil {
+			p.o.StoreUnavailable(err)
+		}
 	}
 	if rfc.ErrorField == fosite.ErrTemporarilyUnavailable.ErrorField {
 		status = http.StatusServiceUnavailable

@@ -55,6 +55,9 @@ type Options struct {
 	ClientIP func(*http.Request) string // nil: the connection's address
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// StoreUnavailable, when set, hears of each request answered 503
+	// because the store could not serve (storage.Retryable), for metrics.
+	StoreUnavailable func(err error)
 }
 
 // Provider serves the OAuth 2.0 endpoints.

@@ -89,6 +89,24 @@ type Denylist struct {
 	synced atomic.Bool // the memory copy is complete
 	mu     sync.RWMutex
 	deny   map[denyKey]storage.Revocation
+
+	sqlAnswers atomic.Uint64 // IsRevoked answered from SQL (for Stats)
+}
+
+// DenylistStats is a read-only view of a Denylist, for metrics.
+type DenylistStats struct {
+	Entries    int    // entries held in memory (expired ones linger until the next purge)
+	MaxEntries int    // the bound on Entries
+	InMemory   bool   // IsRevoked answers from memory (the copy is complete)
+	SQLAnswers uint64 // IsRevoked answers that came from SQL since NewDenylist
+}
+
+// Stats reports the memory copy's size and how many answers fell back to SQL.
+func (d *Denylist) Stats() DenylistStats {
+	d.mu.RLock()
+	n := len(d.deny)
+	d.mu.RUnlock()
+	return DenylistStats{Entries: n, MaxEntries: d.maxEntries, InMemory: d.synced.Load(), SQLAnswers: d.sqlAnswers.Load()}
 }
 
 type denyKey struct {
@@ -139,6 +157,7 @@ func (d *Denylist) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, err
 		return false, nil
 	}
 	if !d.synced.Load() {
+		d.sqlAnswers.Add(1)
 		return d.st.IsRevoked(ctx, t)
 	}
 	now := d.now()

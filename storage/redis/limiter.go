@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -77,6 +78,39 @@ func (l *Logger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...), "similar_lines_dropped", dropped)
 }
 
+// BreakerStats is a read-only view of a circuit breaker in front of Redis
+// and of the calls it guarded since it was created, for metrics.
+type BreakerStats struct {
+	// State is "closed" (calls go to Redis), "open" (they do not) or
+	// "half-open" (one trial call decides).
+	State string
+	// Failures counts the calls Redis failed (an error or the call deadline).
+	Failures uint64
+	// Rejected counts the calls the open breaker kept from Redis.
+	Rejected uint64
+}
+
+// breakerCounts counts the failures and rejections of breaker calls.
+type breakerCounts struct {
+	failures atomic.Uint64
+	rejected atomic.Uint64
+}
+
+// note counts err, the result of a breaker's Execute.
+func (c *breakerCounts) note(err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		c.rejected.Add(1)
+	default:
+		c.failures.Add(1)
+	}
+}
+
+func (c *breakerCounts) stats(state gobreaker.State) BreakerStats {
+	return BreakerStats{State: state.String(), Failures: c.failures.Load(), Rejected: c.rejected.Load()}
+}
+
 // Limiter is a rate limit per key (a client IP) shared by every replica
 // through Redis (GCRA, go-redis/redis_rate): N replicas together allow the
 // limit once, not N times.
@@ -85,7 +119,11 @@ type Limiter struct {
 	limit   redis_rate.Limit
 	prefix  string
 	breaker *gobreaker.CircuitBreaker[*redis_rate.Result]
+	counts  breakerCounts
 }
+
+// Stats reports the limiter's breaker and its failed and rejected calls.
+func (l *Limiter) Stats() BreakerStats { return l.counts.stats(l.breaker.State()) }
 
 // NewLimiter allows perMin requests a minute per key (with a burst of
 // perMin), under prefix. log hears the breaker open and close.
@@ -117,6 +155,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) (bool, time.Duration, e
 		defer cancel()
 		return l.rl.Allow(ctx, l.prefix+key, l.limit)
 	})
+	l.counts.note(err)
 	if err != nil {
 		return false, 0, fmt.Errorf("redis: rate limit: %w", err)
 	}
@@ -132,7 +171,12 @@ type ProofReplay struct {
 	prefix   string
 	breaker  *gobreaker.CircuitBreaker[bool]
 	fallback storage.ProofReplay
+	counts   breakerCounts
 }
+
+// Stats reports the breaker and its failed and rejected calls (each of them
+// answered by the fallback).
+func (p *ProofReplay) Stats() BreakerStats { return p.counts.stats(p.breaker.State()) }
 
 // NewProofReplay remembers proofs under prefix, falling back to fallback.
 func NewProofReplay(rdb goredis.UniversalClient, prefix string, fallback storage.ProofReplay, log *slog.Logger) *ProofReplay {
@@ -165,6 +209,7 @@ func (p *ProofReplay) RememberProof(ctx context.Context, key string, expires tim
 		}
 		return res == "OK", err
 	})
+	p.counts.note(err)
 	if err != nil {
 		return p.fallback.RememberProof(ctx, key, expires)
 	}

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Denylist", testStoreDenylist},
 		{"Audit", testAudit},
 		{"Outbox", testOutbox},
+		{"OutboxBacklog", testOutboxBacklog},
 		{"Purge", testPurge},
 		{"ProofReplay", testProofReplay},
 	}

@@ -1,0 +1,21 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// OutboxBacklog counts the unsent events and returns the oldest one's
+// creation time (zero when there is none); outbox_pending_idx covers it.
+func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+	var (
+		n      int64
+		oldest sql.NullInt64
+	)
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, wrap("outbox backlog", err)
+	}
+	return int(n), fromNullNanos(oldest), nil
+}
