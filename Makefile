@@ -15,7 +15,7 @@ export AUTHD_TEST_POSTGRES_URL AUTHD_TEST_REDIS_URL
 RACE_PKGS = ./storage/... ./server/... ./keys/... ./verify/... ./cmd/authd/... ./internal/...
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /storage -e /server -e /keys -e /verify -e /cmd/authd -e /internal/)
 
-.PHONY: all build run test vet fuzz bench clean
+.PHONY: all build run test vet fuzz bench clean image check-deploy
 
 all: build
 
@@ -33,6 +33,18 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 8m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 8m $(OTHER_PKGS)
+
+# The container image, with the version in the binary (authd --version).
+IMAGE ?= authd
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+# Deployment files, without Docker or a cluster: docker-compose.yml's wiring
+# (also part of make test), and deploy/kubernetes decoded into k8s.io/api
+# types (a module of its own, so that authd's go.mod stays small).
+check-deploy:
+	$(GO) test -count=1 ./deploy/compose/
+	cd deploy/kubernetes && $(GO) test -count=1 ./...
 
 # Short fuzzing runs of every fuzz target (FUZZTIME per target).
 FUZZTIME ?= 20s
