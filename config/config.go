@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,10 @@ const ConfigFlag = "config"
 // MinSecretLen is the shortest AUTHD_SECRET accepted, in bytes.
 const MinSecretLen = 32
 
+// KafkaSASLMechanisms are the values of AUTHD_KAFKA_SASL_MECHANISM (those
+// events/kafka speaks).
+var KafkaSASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
 // Signing algorithms authd can use.
 const (
 	AlgES256 = "ES256"
@@ -34,9 +39,9 @@ const (
 	AlgEdDSA = "EdDSA"
 )
 
-// Config is authd's configuration. Secret and SecretOld are secrets: String,
-// GoString and LogValue never show them, nor the password of a database or
-// Redis URL.
+// Config is authd's configuration. Secret, SecretOld and KafkaSASLPassword
+// are secrets: String, GoString and LogValue never show them, nor the
+// password of a database or Redis URL.
 type Config struct {
 	Issuer         string   // iss of every token, base of every metadata URL
 	HTTPAddr       string   // listen address
@@ -44,7 +49,13 @@ type Config struct {
 	RedisURL       string   // redis://... or rediss://...: rate limits shared by every replica; empty keeps them per process
 	RedisKeyPrefix string   // prefix of every Redis key authd writes
 	KafkaBrokers   []string // empty keeps events in the outbox and the log only
-	DataDir        string   // where dev mode keeps its generated secret
+	// Kafka security: TLS (system roots, or the CA in KafkaTLSCA) and SASL.
+	KafkaTLS           bool   // dial the brokers with TLS
+	KafkaTLSCA         string // PEM file of the brokers' CA instead of the system roots; implies TLS
+	KafkaSASLMechanism string // "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	KafkaSASLUser      string
+	KafkaSASLPassword  string // a secret, like Secret
+	DataDir            string // where dev mode keeps its generated secret
 
 	TLSCert               string // PEM certificate file; with TLSKey, serve HTTPS
 	TLSKey                string // PEM private key file
@@ -296,6 +307,21 @@ func (c Config) validateServe() []error {
 		bad("AUTHD_TLS_CERT", "is required with AUTHD_TLS_KEY")
 	case c.TLSCert == "" && !c.Dev && !c.TLSTerminatedUpstream:
 		bad("AUTHD_TLS_CERT", "serve refuses plain HTTP unless AUTHD_DEV=true or AUTHD_TLS_TERMINATED_UPSTREAM=true")
+	}
+
+	// Kafka security (only serve publishes). Never the password itself.
+	mech := strings.ToUpper(c.KafkaSASLMechanism)
+	switch {
+	case len(c.KafkaBrokers) == 0 && (c.KafkaTLS || c.KafkaTLSCA != "" || mech != "" || c.KafkaSASLUser != "" || c.KafkaSASLPassword != ""):
+		bad("AUTHD_KAFKA_BROKERS", "is empty, so the AUTHD_KAFKA_TLS* / AUTHD_KAFKA_SASL_* settings have no effect")
+	case mech == "" && (c.KafkaSASLUser != "" || c.KafkaSASLPassword != ""):
+		bad("AUTHD_KAFKA_SASL_MECHANISM", "is required with AUTHD_KAFKA_SASL_USER / AUTHD_KAFKA_SASL_PASSWORD (%s)", strings.Join(KafkaSASLMechanisms, ", "))
+	case mech != "" && !slices.Contains(KafkaSASLMechanisms, mech):
+		bad("AUTHD_KAFKA_SASL_MECHANISM", "must be %s, got %q", strings.Join(KafkaSASLMechanisms, ", "), c.KafkaSASLMechanism)
+	case mech != "" && (c.KafkaSASLUser == "" || c.KafkaSASLPassword == ""):
+		bad("AUTHD_KAFKA_SASL_USER", "and AUTHD_KAFKA_SASL_PASSWORD are required with AUTHD_KAFKA_SASL_MECHANISM")
+	case mech == "PLAIN" && !c.KafkaTLS && c.KafkaTLSCA == "" && !c.Dev:
+		bad("AUTHD_KAFKA_TLS", "must be true with SASL PLAIN outside dev mode (PLAIN sends the password in clear)")
 	}
 
 	if c.RateLimitTokenPerMin < 0 {

@@ -160,6 +160,11 @@ func TestLoadEveryEnvName(t *testing.T) {
 		"AUTHD_DATABASE_URL":              "postgres://authd@db/authd",
 		"AUTHD_REDIS_URL":                 "redis://cache:6379/0",
 		"AUTHD_KAFKA_BROKERS":             "k1:9092,k2:9092",
+		"AUTHD_KAFKA_TLS":                 "true",
+		"AUTHD_KAFKA_TLS_CA":              "/tls/kafka-ca.pem",
+		"AUTHD_KAFKA_SASL_MECHANISM":      "SCRAM-SHA-512",
+		"AUTHD_KAFKA_SASL_USER":           "authd",
+		"AUTHD_KAFKA_SASL_PASSWORD":       strings.Repeat("k", 20),
 		"AUTHD_DATA_DIR":                  "/var/lib/authd",
 		"AUTHD_TLS_CERT":                  "/tls/cert.pem",
 		"AUTHD_TLS_KEY":                   "/tls/key.pem",
@@ -193,6 +198,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 	want := Config{
 		Issuer: "https://id.example.com", HTTPAddr: ":9090", DatabaseURL: "postgres://authd@db/authd",
 		RedisURL: "redis://cache:6379/0", RedisKeyPrefix: "svc1:", KafkaBrokers: []string{"k1:9092", "k2:9092"}, DataDir: "/var/lib/authd",
+		KafkaTLS: true, KafkaTLSCA: "/tls/kafka-ca.pem", KafkaSASLMechanism: "SCRAM-SHA-512", KafkaSASLUser: "authd", KafkaSASLPassword: strings.Repeat("k", 20),
 		TLSCert: "/tls/cert.pem", TLSKey: "/tls/key.pem", TLSTerminatedUpstream: true, Dev: true,
 		Secret: strings.Repeat("s", 32), SecretOld: []string{strings.Repeat("o", 32), strings.Repeat("p", 32)},
 		SigningAlg: "EdDSA", AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
@@ -308,7 +314,7 @@ func TestRegister(t *testing.T) {
 			t.Errorf("Register: no --%s flag", name)
 		}
 	}
-	for _, name := range []string{"secret", "secret-old"} {
+	for _, name := range []string{"secret", "secret-old", "kafka-sasl-password"} {
 		if fs.Lookup(name) != nil {
 			t.Errorf("Register: --%s exists; secrets must not be flags", name)
 		}
@@ -367,6 +373,23 @@ func TestValidate(t *testing.T) {
 		{"redis http", func(c *Config) { c.RedisURL = "http://cache" }, "AUTHD_REDIS_URL"},
 		{"rediss ok", func(c *Config) { c.RedisURL = "rediss://cache:6380" }, ""},
 		{"kafka no port", func(c *Config) { c.KafkaBrokers = []string{"k1:9092", "k2"} }, "broker 2"},
+		{"kafka scram", func(c *Config) {
+			c.KafkaBrokers, c.KafkaSASLMechanism, c.KafkaSASLUser, c.KafkaSASLPassword = []string{"k:9092"}, "scram-sha-256", "u", "p"
+		}, ""},
+		{"kafka plain over tls", func(c *Config) {
+			c.KafkaBrokers, c.KafkaTLSCA, c.KafkaSASLMechanism, c.KafkaSASLUser, c.KafkaSASLPassword = []string{"k:9092"}, "/ca.pem", "PLAIN", "u", "p"
+		}, ""},
+		{"kafka plain in clear", func(c *Config) {
+			c.KafkaBrokers, c.KafkaSASLMechanism, c.KafkaSASLUser, c.KafkaSASLPassword = []string{"k:9092"}, "PLAIN", "u", "p"
+		}, "PLAIN sends the password in clear"},
+		{"kafka mechanism unknown", func(c *Config) {
+			c.KafkaBrokers, c.KafkaSASLMechanism, c.KafkaSASLUser, c.KafkaSASLPassword = []string{"k:9092"}, "GSSAPI", "u", "p"
+		}, "AUTHD_KAFKA_SASL_MECHANISM: must be PLAIN"},
+		{"kafka mechanism without password", func(c *Config) {
+			c.KafkaBrokers, c.KafkaSASLMechanism, c.KafkaSASLUser = []string{"k:9092"}, "SCRAM-SHA-512", "u"
+		}, "AUTHD_KAFKA_SASL_PASSWORD are required"},
+		{"kafka user without mechanism", func(c *Config) { c.KafkaBrokers, c.KafkaSASLUser = []string{"k:9092"}, "u" }, "AUTHD_KAFKA_SASL_MECHANISM: is required"},
+		{"kafka tls without brokers", func(c *Config) { c.KafkaTLS = true }, "AUTHD_KAFKA_BROKERS: is empty"},
 		{"cert without key", func(c *Config) { c.TLSKey = "" }, "AUTHD_TLS_KEY"},
 		{"key without cert", func(c *Config) { c.TLSCert = "" }, "AUTHD_TLS_CERT"},
 		{"plain http", func(c *Config) { c.TLSCert, c.TLSKey = "", "" }, "serve refuses plain HTTP unless AUTHD_DEV=true or AUTHD_TLS_TERMINATED_UPSTREAM=true"},
@@ -457,6 +480,8 @@ func TestSecretsNeverShown(t *testing.T) {
 	c.SecretOld = []string{old, "short-old-secret"}
 	c.DatabaseURL = "postgres://authd:" + dbPassword + "@db/authd?password=" + dbPassword
 	c.RedisURL = "redis://:" + redisPassword + "@cache:6379"
+	const kafkaPassword = "kafka-sasl-password-3d9b"
+	c.KafkaBrokers, c.KafkaSASLMechanism, c.KafkaSASLUser, c.KafkaSASLPassword = []string{"k:9092"}, "GSSAPI", "authd", kafkaPassword
 
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", c)
@@ -474,7 +499,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		"Validate": fmt.Sprint(c.Validate()),
 	}
 	for name, out := range outputs {
-		for _, s := range []string{secret, old, "short-old-secret", dbPassword, redisPassword} {
+		for _, s := range []string{secret, old, "short-old-secret", dbPassword, redisPassword, kafkaPassword} {
 			if strings.Contains(out, s) {
 				t.Errorf("%s shows a secret: %s", name, out)
 			}

@@ -89,7 +89,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	}
 	var relay *events.Relay
 	if len(cfg.KafkaBrokers) > 0 {
-		pub, err := kafka.New(cfg.KafkaBrokers, kafka.WithLogger(log))
+		pub, err := kafka.New(cfg.KafkaBrokers, kafkaOptions(cfg, log)...)
 		if err != nil {
 			return err
 		}

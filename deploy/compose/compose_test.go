@@ -318,6 +318,12 @@ func TestComposeWiring(t *testing.T) {
 		}
 	}
 	want := "PLAINTEXT"
+	if cfg.KafkaTLS || cfg.KafkaTLSCA != "" {
+		want = "SSL"
+	}
+	if cfg.KafkaSASLMechanism != "" {
+		want = "SASL_" + want
+	}
 	for _, b := range cfg.KafkaBrokers {
 		name, ok := listeners[b]
 		if h, _ := hostPort(t, "AUTHD_KAFKA_BROKERS", b); !ok || h != "kafka" {

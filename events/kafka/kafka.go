@@ -52,6 +52,7 @@ type flight struct {
 type config struct {
 	log             *slog.Logger
 	deliveryTimeout time.Duration
+	security        Security
 	clientOpts      []kgo.Opt
 }
 
@@ -75,7 +76,8 @@ func WithClientOptions(opts ...kgo.Opt) Option {
 }
 
 // New returns a publisher on the given seed brokers. It does not connect: a
-// broker that is down makes Publish and Ping fail, not New. Records are
+// broker that is down (or refuses the credentials of WithSecurity) makes
+// Publish and Ping fail, not New. Records are
 // produced with acks from all in-sync replicas and the idempotent producer;
 // topics that do not exist are created if the brokers allow it.
 func New(brokers []string, opts ...Option) (*Publisher, error) {
@@ -96,6 +98,11 @@ func New(brokers []string, opts ...Option) (*Publisher, error) {
 		kgo.AllowAutoTopicCreation(),
 		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
 	}
+	sec, err := cfg.security.Options()
+	if err != nil {
+		return nil, err
+	}
+	kopts = append(kopts, sec...)
 	if cfg.log != nil {
 		kopts = append(kopts, kgo.WithLogger(logger{cfg.log}))
 	} else {
