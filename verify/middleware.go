@@ -92,9 +92,10 @@ func (v *Verifier) middleware(next http.Handler, online bool) http.Handler {
 			err = v.active(ctx, token)
 		}
 		if err != nil {
-			// Refused tokens are routine (expiry, typos, probes): Debug.
-			// Not being able to ask authd is the operator's concern: Warn.
-			level := slog.LevelDebug
+			// Refused tokens are routine (expiry, typos, probes): Debug,
+			// or Info with Config.LogRejections. Not being able to ask
+			// authd is the operator's concern: Warn.
+			level := v.rejectAt
 			if errors.Is(err, ErrUnavailable) {
 				level = slog.LevelWarn
 			}

@@ -89,6 +89,11 @@ type Config struct {
 	// Logger receives refresh failures and rejected tokens (never the token
 	// itself). Nothing is logged when nil.
 	Logger *slog.Logger
+	// LogRejections logs why the middleware refused a token (expired, wrong
+	// aud, bad signature, ...) at Info instead of Debug: turn it on while
+	// setting a service up, so that a wrong audience shows in the log.
+	// Unavailability is always logged at Warn.
+	LogRejections bool
 	// Realm is the realm in WWW-Authenticate challenges; Audience when empty.
 	Realm string
 
@@ -136,6 +141,7 @@ type Verifier struct {
 	now      func() time.Time // Config.Now: for exp, nbf and iat only
 	clock    clock            // for the caches and the refresh schedule
 	log      *slog.Logger
+	rejectAt slog.Level // the level of "token rejected" lines
 
 	dpop dpopConfig
 
@@ -271,6 +277,10 @@ func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	rejectAt := slog.LevelDebug
+	if cfg.LogRejections {
+		rejectAt = slog.LevelInfo
+	}
 	realm := cfg.Realm
 	if realm == "" {
 		realm = cfg.Audience
@@ -284,6 +294,7 @@ func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 		now:      now,
 		clock:    clk,
 		log:      log,
+		rejectAt: rejectAt,
 		dpop:     dp,
 	}, nil
 }

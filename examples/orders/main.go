@@ -15,6 +15,7 @@
 //	           ORDERS_CLIENT_ID, ORDERS_CLIENT_SECRET  this service's client, for -online
 //	-dpop      ORDERS_DPOP       take only DPoP-bound tokens, each request with a DPoP proof (RFC 9449)
 //	-public-url ORDERS_PUBLIC_URL the URL clients call this service at (the proofs' htu), behind a proxy
+//	-quiet     ORDERS_QUIET      log refused tokens at debug, not info (info helps while setting up)
 package main
 
 import (
@@ -53,6 +54,7 @@ type config struct {
 	clientSecret string
 	dpop         bool
 	publicURL    string
+	quiet        bool // refused tokens logged at debug (default: info, which helps while setting up)
 }
 
 // loadConfig reads flags, falling back to the environment, then defaults.
@@ -84,6 +86,10 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
+	quietDefault, err := boolEnv("ORDERS_QUIET")
+	if err != nil {
+		return config{}, err
+	}
 	var c config
 	fs := flag.NewFlagSet("orders", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", env("ORDERS_ADDR", ":8081"), "listen address (ORDERS_ADDR)")
@@ -93,6 +99,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.clientID, "client-id", getenv("ORDERS_CLIENT_ID"), "client id for introspection (ORDERS_CLIENT_ID)")
 	fs.BoolVar(&c.dpop, "dpop", dpopDefault, "take only DPoP-bound access tokens, each request with a DPoP proof (ORDERS_DPOP)")
 	fs.StringVar(&c.publicURL, "public-url", getenv("ORDERS_PUBLIC_URL"), "URL clients call this service at, for DPoP proofs' htu behind a proxy; default: from the request (ORDERS_PUBLIC_URL)")
+	fs.BoolVar(&c.quiet, "quiet", quietDefault, "log why a token was refused at debug instead of info (ORDERS_QUIET)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -110,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	vcfg := verify.Config{Issuer: cfg.issuer, Audience: cfg.audience, Logger: log, PublicURL: cfg.publicURL}
+	vcfg := verify.Config{Issuer: cfg.issuer, Audience: cfg.audience, Logger: log, PublicURL: cfg.publicURL, LogRejections: !cfg.quiet}
 	if cfg.dpop {
 		vcfg.DPoP = verify.DPoPRequire
 	}
