@@ -1,68 +1,15 @@
 package main
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	jose "github.com/go-jose/go-jose/v4"
-
+	"github.com/authd/authd/internal/dpop/dpoptest"
 	"github.com/authd/authd/verify"
 )
-
-// dpopClient is a client's DPoP key; its proofs are built with go-jose.
-type dpopClient struct {
-	t   *testing.T
-	key *ecdsa.PrivateKey
-	jkt string
-}
-
-func newDPoPClient(t *testing.T) *dpopClient {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := (&jose.JSONWebKey{Key: k.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &dpopClient{t: t, key: k, jkt: base64.RawURLEncoding.EncodeToString(tp)}
-}
-
-// proof signs a proof for method and url at the fixture's time, for token.
-func (c *dpopClient) proof(f *fixture, method, url, token string) string {
-	c.t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: c.key},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var jti [12]byte
-	_, _ = rand.Read(jti[:])
-	sum := sha256.Sum256([]byte(token))
-	payload, _ := json.Marshal(map[string]any{
-		"jti": base64.RawURLEncoding.EncodeToString(jti[:]), "htm": method, "htu": url,
-		"iat": f.now.Unix(), "ath": base64.RawURLEncoding.EncodeToString(sum[:]),
-	})
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return s
-}
 
 // doDPoP sends a request with Authorization (scheme and token) and, when
 // proof is set, a DPoP header.
@@ -82,14 +29,14 @@ func (f *fixture) doDPoP(method, path, scheme, token, proof, body string) (int, 
 // for each request, at the URL clients call (publicURL), nothing else.
 func TestDPoPMode(t *testing.T) {
 	f := newFixtureMode(t, verify.DPoPRequire)
-	alice := newDPoPClient(t)
-	root := newDPoPClient(t)
-	aliceTok := f.boundToken(alice.jkt, "u-alice", "alice", "user")
-	rootTok := f.boundToken(root.jkt, "u-root", "root", "user", "admin")
+	alice := dpoptest.NewKey(t)
+	root := dpoptest.NewKey(t)
+	aliceTok := f.boundToken(alice.JKT, "u-alice", "alice", "user")
+	rootTok := f.boundToken(root.JKT, "u-root", "root", "user", "admin")
 	unbound := f.token("u-bob", "bob", "user")
 	orders := publicURL + "/orders"
 
-	status, _, body := f.doDPoP(http.MethodPost, "/orders", "DPoP", aliceTok, alice.proof(f, "POST", orders, aliceTok), `{"item":"book","quantity":2}`)
+	status, _, body := f.doDPoP(http.MethodPost, "/orders", "DPoP", aliceTok, alice.Proof("POST", orders, aliceTok, map[string]any{"iat": f.now.Unix()}), `{"item":"book","quantity":2}`)
 	if status != http.StatusCreated {
 		t.Fatalf("POST /orders with DPoP = %d %s; want 201", status, body)
 	}
@@ -97,7 +44,7 @@ func TestDPoPMode(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &o); err != nil || o.Owner != "u-alice" {
 		t.Fatalf("created %s (%v)", body, err)
 	}
-	replayed := alice.proof(f, "GET", orders, aliceTok)
+	replayed := alice.Proof("GET", orders, aliceTok, map[string]any{"iat": f.now.Unix()})
 	if status, _, body := f.doDPoP(http.MethodGet, "/orders", "DPoP", aliceTok, replayed, ""); status != 200 || !strings.Contains(body, o.ID) {
 		t.Fatalf("GET /orders with DPoP = %d %s", status, body)
 	}
@@ -115,18 +62,18 @@ func TestDPoPMode(t *testing.T) {
 		status    int
 		challenge string
 	}{
-		{"own order", "GET", "/orders/" + o.ID, "DPoP", aliceTok, alice.proof(f, "GET", orders+"/"+o.ID, aliceTok), 200, ""},
-		{"user may not delete", "DELETE", "/orders/" + o.ID, "DPoP", aliceTok, alice.proof(f, "DELETE", orders+"/"+o.ID, aliceTok), 403, dpopChallenge("insufficient_scope")},
+		{"own order", "GET", "/orders/" + o.ID, "DPoP", aliceTok, alice.Proof("GET", orders+"/"+o.ID, aliceTok, map[string]any{"iat": f.now.Unix()}), 200, ""},
+		{"user may not delete", "DELETE", "/orders/" + o.ID, "DPoP", aliceTok, alice.Proof("DELETE", orders+"/"+o.ID, aliceTok, map[string]any{"iat": f.now.Unix()}), 403, dpopChallenge("insufficient_scope")},
 		{"bound token as Bearer", "GET", "/orders", "Bearer", aliceTok, "", 401, dpopChallenge("invalid_token")},
 		{"unbound token as Bearer", "GET", "/orders", "Bearer", unbound, "", 401, dpopChallenge("invalid_token")},
-		{"unbound token as DPoP", "GET", "/orders", "DPoP", unbound, alice.proof(f, "GET", orders, unbound), 401, dpopChallenge("invalid_token")},
+		{"unbound token as DPoP", "GET", "/orders", "DPoP", unbound, alice.Proof("GET", orders, unbound, map[string]any{"iat": f.now.Unix()}), 401, dpopChallenge("invalid_token")},
 		{"no proof", "GET", "/orders", "DPoP", aliceTok, "", 401, dpopChallenge("invalid_dpop_proof")},
 		{"replayed proof", "GET", "/orders", "DPoP", aliceTok, replayed, 401, dpopChallenge("invalid_dpop_proof")},
-		{"proof by another key (stolen token)", "GET", "/orders", "DPoP", aliceTok, root.proof(f, "GET", orders, aliceTok), 401, dpopChallenge("invalid_dpop_proof")},
-		{"proof for the internal URL", "GET", "/orders", "DPoP", aliceTok, alice.proof(f, "GET", "http://example.com/orders", aliceTok), 401, dpopChallenge("invalid_dpop_proof")},
-		{"proof for another method", "GET", "/orders", "DPoP", aliceTok, alice.proof(f, "POST", orders, aliceTok), 401, dpopChallenge("invalid_dpop_proof")},
-		{"proof for another token", "GET", "/orders", "DPoP", aliceTok, alice.proof(f, "GET", orders, rootTok), 401, dpopChallenge("invalid_dpop_proof")},
-		{"admin deletes", "DELETE", "/orders/" + o.ID, "DPoP", rootTok, root.proof(f, "DELETE", orders+"/"+o.ID, rootTok), 204, ""},
+		{"proof by another key (stolen token)", "GET", "/orders", "DPoP", aliceTok, root.Proof("GET", orders, aliceTok, map[string]any{"iat": f.now.Unix()}), 401, dpopChallenge("invalid_dpop_proof")},
+		{"proof for the internal URL", "GET", "/orders", "DPoP", aliceTok, alice.Proof("GET", "http://example.com/orders", aliceTok, map[string]any{"iat": f.now.Unix()}), 401, dpopChallenge("invalid_dpop_proof")},
+		{"proof for another method", "GET", "/orders", "DPoP", aliceTok, alice.Proof("POST", orders, aliceTok, map[string]any{"iat": f.now.Unix()}), 401, dpopChallenge("invalid_dpop_proof")},
+		{"proof for another token", "GET", "/orders", "DPoP", aliceTok, alice.Proof("GET", orders, rootTok, map[string]any{"iat": f.now.Unix()}), 401, dpopChallenge("invalid_dpop_proof")},
+		{"admin deletes", "DELETE", "/orders/" + o.ID, "DPoP", rootTok, root.Proof("DELETE", orders+"/"+o.ID, rootTok, map[string]any{"iat": f.now.Unix()}), 204, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,8 +96,8 @@ func TestDPoPMode(t *testing.T) {
 // DPoP-bound ones (it could not check their proofs).
 func TestBearerModeRefusesBoundTokens(t *testing.T) {
 	f := newFixture(t)
-	alice := newDPoPClient(t)
-	bound := f.boundToken(alice.jkt, "u-alice", "alice", "user")
+	alice := dpoptest.NewKey(t)
+	bound := f.boundToken(alice.JKT, "u-alice", "alice", "user")
 	if status, h, body := f.do(http.MethodGet, "/orders", bound, ""); status != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), `Bearer realm="orders", error="invalid_token"`) {
 		t.Errorf("bound token as Bearer: %d %q %s; want 401 invalid_token", status, h.Get("WWW-Authenticate"), body)
 	}

@@ -3,11 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -20,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/authd/authd/internal/dpop/dpoptest"
 )
 
 // TestWithRealAuthd runs authd and this service as real processes: sign up,
@@ -112,22 +107,22 @@ func TestWithRealAuthd(t *testing.T) {
 	// proof of that key for each request.
 	bound := freeAddr(t)
 	start(t, oenv, "http://"+bound+"/healthz", orders, "-addr", bound, "-issuer", issuer, "-audience", "orders", "-dpop")
-	key := newE2EKey(t)
+	key := dpoptest.NewKey(t)
 	dpopTok := loginDPoP(t, issuer, "alice", "purple otter wanders at dawn", key)
 	ordersURL := "http://" + bound + "/orders"
-	proof := key.proof("POST", ordersURL, dpopTok)
+	proof := key.Proof("POST", ordersURL, dpopTok, nil)
 	if code, body := callDPoP(t, "POST", ordersURL, "DPoP", dpopTok, proof, `{"item":"lamp","quantity":1}`); code != http.StatusCreated {
 		t.Fatalf("DPoP create: %d %s", code, body)
 	}
-	if code, _ := callDPoP(t, "GET", ordersURL, "DPoP", dpopTok, key.proof("GET", ordersURL, dpopTok), ""); code != http.StatusOK {
+	if code, _ := callDPoP(t, "GET", ordersURL, "DPoP", dpopTok, key.Proof("GET", ordersURL, dpopTok, nil), ""); code != http.StatusOK {
 		t.Errorf("DPoP list: %d; want 200", code)
 	}
-	thief := newE2EKey(t)
+	thief := dpoptest.NewKey(t)
 	for name, c := range map[string]struct{ scheme, token, proof string }{
 		"replayed proof":          {"DPoP", dpopTok, proof},
 		"no proof":                {"DPoP", dpopTok, ""},
-		"proof of another key":    {"DPoP", dpopTok, thief.proof("POST", ordersURL, dpopTok)},
-		"proof for another URL":   {"DPoP", dpopTok, key.proof("POST", "http://"+local+"/orders", dpopTok)},
+		"proof of another key":    {"DPoP", dpopTok, thief.Proof("POST", ordersURL, dpopTok, nil)},
+		"proof for another URL":   {"DPoP", dpopTok, key.Proof("POST", "http://"+local+"/orders", dpopTok, nil)},
 		"bound token as Bearer":   {"Bearer", dpopTok, ""},
 		"unbound token as Bearer": {"Bearer", boss, ""},
 	} {
@@ -138,48 +133,6 @@ func TestWithRealAuthd(t *testing.T) {
 	if code, _ := call(t, "GET", "http://"+local+"/orders", dpopTok, ""); code != http.StatusUnauthorized {
 		t.Errorf("Bearer-only service, bound token as Bearer: %d; want 401 (RFC 9449 §7.2)", code)
 	}
-}
-
-// e2eKey is a client's DPoP key.
-type e2eKey struct {
-	t   *testing.T
-	key *ecdsa.PrivateKey
-}
-
-func newE2EKey(t *testing.T) *e2eKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &e2eKey{t: t, key: k}
-}
-
-// proof is a DPoP proof for method and url, with ath when token is set.
-func (k *e2eKey) proof(method, url, token string) string {
-	k.t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.key},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	var jti [12]byte
-	_, _ = rand.Read(jti[:])
-	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti[:]), "htm": method, "htu": url, "iat": time.Now().Unix()}
-	if token != "" {
-		sum := sha256.Sum256([]byte(token))
-		c["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	payload, _ := json.Marshal(c)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	return s
 }
 
 func callDPoP(t *testing.T, method, u, scheme, token, proof, body string) (int, string) {
@@ -202,12 +155,12 @@ func callDPoP(t *testing.T, method, u, scheme, token, proof, body string) (int, 
 }
 
 // loginDPoP is login with a DPoP proof: the token must come back DPoP-bound.
-func loginDPoP(t *testing.T, issuer, user, pass string, key *e2eKey) string {
+func loginDPoP(t *testing.T, issuer, user, pass string, key *dpoptest.Key) string {
 	t.Helper()
 	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "audience": {"orders"}}
 	req, _ := http.NewRequest("POST", issuer+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("DPoP", key.proof("POST", issuer+"/oauth2/token", ""))
+	req.Header.Set("DPoP", key.Proof("POST", issuer+"/oauth2/token", "", nil))
 	req.SetBasicAuth("orders-cli", "orders-cli-secret-0123456789abcdef0123")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
