@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -59,8 +61,17 @@ func PostgresDSN(t testing.TB) string {
 		_, err = conn.Exec(ctx, sql)
 		return err
 	}
-	if err := exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("storagetest: create schema: %v", err)
+	err := exec(t.Context(), "CREATE SCHEMA "+schema)
+	if missingDatabase(err) {
+		// The test database does not exist yet (a fresh PostgreSQL): make it
+		// through the maintenance database, as `make test` promises.
+		err = createDatabase(t.Context(), base)
+		if err == nil {
+			err = exec(t.Context(), "CREATE SCHEMA "+schema)
+		}
+	}
+	if err != nil {
+		t.Fatalf("storagetest: create schema: %v (is PostgreSQL at %s reachable? `createdb` the database it names, or point %s elsewhere)", err, PostgresEnv, PostgresEnv)
 	}
 	t.Cleanup(func() {
 		if err := exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
@@ -112,4 +123,35 @@ func RedisURL(t testing.TB) (redisURL, prefix string) {
 		}
 	})
 	return redisURL, prefix
+}
+
+// missingDatabase reports whether err is PostgreSQL's "database does not exist".
+func missingDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
+}
+
+// createDatabase creates the database base names, connected to the
+// "postgres" maintenance database of the same server. Another test creating
+// it at the same moment is fine.
+func createDatabase(ctx context.Context, base string) error {
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		return err
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") { // duplicate_database, or a concurrent create
+		return nil
+	}
+	return err
 }
