@@ -180,21 +180,6 @@ func (e Revocation) Matches(t TokenRef, now time.Time) bool {
 	return false
 }
 
-// Keys returns the (kind, value) pairs under which entries matching t are
-// stored, for lookups in a keyed denylist.
-func (t TokenRef) Keys() []Revocation {
-	keys := make([]Revocation, 0, 4)
-	for _, k := range [...]struct {
-		kind  RevocationKind
-		value string
-	}{{RevokedJTI, t.JTI}, {RevokedFamily, t.Family}, {RevokedSubject, t.Subject}, {RevokedClient, t.ClientID}} {
-		if k.value != "" {
-			keys = append(keys, Revocation{Kind: k.kind, Value: k.value})
-		}
-	}
-	return keys
-}
-
 // Merge combines two entries of one (kind, value): the later expiry and the
 // later cutoff win, so a mark only ever widens.
 func (e Revocation) Merge(o Revocation) Revocation {

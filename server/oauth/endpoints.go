@@ -409,14 +409,11 @@ func (p *Provider) Logout(ctx context.Context, c *AccessClaims, ip string) error
 		if err := p.RevokeSubject(ctx, c.Subject, ""); err != nil {
 			return err
 		}
-		// The presented token's family may have no refresh token left to
-		// find; its access tokens are covered by the mark, its refresh token
-		// (if any) by RevokeSubject. Deny the family too, so that a token of
-		// it issued later (a refresh racing this logout) is refused.
+		// The presented token's access tokens are covered by the mark and
+		// its refresh token (if any) by RevokeSubject. Deny the family too,
+		// so that a token of it issued later (a refresh racing this logout)
+		// is refused.
 		if err := p.store.RevokeAccessToken(ctx, c.Family); err != nil {
-			return err
-		}
-		if err := p.store.RevokeRefreshToken(ctx, c.Family); err != nil {
 			return err
 		}
 		return p.o.Recorder.Record(ctx, events.Event{

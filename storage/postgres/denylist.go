@@ -163,8 +163,14 @@ func (d *Denylist) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, err
 	now := d.now()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for _, k := range t.Keys() {
-		if e, ok := d.deny[denyKey{k.Kind, k.Value}]; ok && e.Matches(t, now) {
+	for _, k := range [...]denyKey{
+		{storage.RevokedJTI, t.JTI}, {storage.RevokedFamily, t.Family},
+		{storage.RevokedSubject, t.Subject}, {storage.RevokedClient, t.ClientID},
+	} {
+		if k.value == "" {
+			continue
+		}
+		if e, ok := d.deny[k]; ok && e.Matches(t, now) {
 			return true, nil
 		}
 	}
