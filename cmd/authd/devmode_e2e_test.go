@@ -33,12 +33,12 @@ func TestDevBusyPortFailsBeforeTheBanner(t *testing.T) {
 	}
 	defer busy.Close()
 	data := t.TempDir()
-	_, stderr, err := runCLI(t, devVars(t, busy.Addr().String(), data), "", "serve")
+	stdout, stderr, err := runCLI(t, devVars(t, busy.Addr().String(), data), "", "serve")
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("serve on a busy port = %v; want a listen error", err)
 	}
-	if strings.Contains(stderr, "dev client") || strings.Contains(stderr, "curl") {
-		t.Errorf("a busy port printed the banner first:\n%s", stderr)
+	if both := stdout + stderr; strings.Contains(both, "dev client") || strings.Contains(both, "curl") {
+		t.Errorf("a busy port printed the banner first:\n%s", both)
 	}
 	if _, err := os.Stat(filepath.Join(data, "dev-credentials.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a busy port created dev credentials: %v", err)
@@ -91,10 +91,11 @@ func TestDevBannerCurlLinesWork(t *testing.T) {
 
 	in := start(t, vars)
 	issuer := "http://" + addr
-	curls := bannerCurls(t, in.logs.String())
-	if len(curls) != 2 || !strings.Contains(in.logs.String(), "examples/orders") {
-		t.Fatalf("banner curl lines = %q; want two, and the orders example named\n%s", curls, in.logs.String())
+	curls := bannerCurls(t, in.out.String())
+	if len(curls) != 2 || !strings.Contains(in.out.String(), "examples/orders") {
+		t.Fatalf("banner curl lines = %q; want two, and the orders example named\n%s", curls, in.out.String())
 	}
+	assertJSONLogs(t, in.logs.String())
 
 	// The first signs in: a token for authd's own API.
 	m := runCurl(t, curls[0])

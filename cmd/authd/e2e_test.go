@@ -58,7 +58,8 @@ type process struct {
 	vars   map[string]string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *syncBuffer // stderr: the JSON log stream
+	out    *syncBuffer // stdout: dev mode's banner
 	once   sync.Once
 	t      *testing.T // the test that started it
 }
@@ -125,10 +126,10 @@ func cli(t *testing.T, vars map[string]string, stdin string, args ...string) str
 func start(t *testing.T, vars map[string]string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs, out := &syncBuffer{}, &syncBuffer{}
 	ready := make(chan string, 1)
-	inst := &instance{t: t, process: &process{t: t, vars: vars, cancel: cancel, done: make(chan error, 1), logs: logs}}
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, lookupEnv: lookup(vars),
+	inst := &instance{t: t, process: &process{t: t, vars: vars, cancel: cancel, done: make(chan error, 1), logs: logs, out: out}}
+	e := &env{stdin: strings.NewReader(""), stdout: out, stderr: logs, lookupEnv: lookup(vars),
 		onReady: func(addr string) { ready <- addr }}
 	root := e.rootCommand()
 	root.SetArgs([]string{"serve"})
@@ -782,4 +783,23 @@ func TestRateLimit(t *testing.T) {
 	if got := f.introspect(f.rs, "x"); got["active"] != false {
 		t.Errorf("introspection: %v", got)
 	}
+}
+
+// assertJSONLogs fails unless every line authd wrote is one JSON object, and
+// returns how many lines there were.
+func assertJSONLogs(t *testing.T, logs string) int {
+	t.Helper()
+	n := 0
+	for line := range strings.Lines(logs) {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		n++
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("a log line is not a JSON object: %q", line)
+		}
+	}
+	return n
 }

@@ -178,4 +178,7 @@ func TestPostgresOutage(t *testing.T) {
 	if code, m := f.refresh(f.app, rt); code != http.StatusOK {
 		t.Errorf("refresh token issued before the outage: %d %v", code, m)
 	}
+	if n := assertJSONLogs(t, f.logs.String()); n == 0 {
+		t.Errorf("no log line about the PostgreSQL outage")
+	}
 }

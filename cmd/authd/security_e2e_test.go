@@ -389,6 +389,9 @@ func TestRevocationDespiteRedisPartition(t *testing.T) {
 			t.Errorf("%s p99 on C while cut from Redis = %v; want far below Redis's timeouts", name, p99)
 		}
 	}
+	if n := assertJSONLogs(t, c.logs.String()); n == 0 {
+		t.Errorf("no log line about the Redis partition on C")
+	}
 }
 
 // TestSharedRateLimit: with Redis, replicas share the per-IP limit, so two

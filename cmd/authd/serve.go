@@ -302,7 +302,9 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return fmt.Errorf("write dev credentials: %w", err)
 	}
-	fmt.Fprintf(e.stderr, `
+	// The banner is for the person at the terminal: stdout, so that stderr
+	// stays one JSON log stream (and the credentials stay out of it).
+	fmt.Fprintf(e.stdout, `
 authd dev mode — not for production
   issuer:        %[1]s
   dev client:    %[2]s / %[3]s
