@@ -40,6 +40,7 @@ type Metrics struct {
 	revocations  *prometheus.CounterVec // token_type
 	reuse        prometheus.Counter
 	hashDuration *prometheus.HistogramVec // op
+	headerSlow   prometheus.Counter
 }
 
 var (
@@ -110,9 +111,12 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 			Help:    "Time of password hashing by operation: hash (a new argon2id hash) or verify (one login's check, padded to equal work).",
 			Buckets: []float64{.005, .01, .02, .03, .05, .075, .1, .15, .25, .5, 1},
 		}, []string{"op"}),
+		headerSlow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_http_header_timeouts_total", Help: "Requests whose headers did not arrive within AUTHD_READ_HEADER_TIMEOUT, answered 408.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.dbErrors, m.events, m.loginFails,
-		m.lockouts, m.revocations, m.reuse, m.hashDuration} {
+		m.lockouts, m.revocations, m.reuse, m.hashDuration, m.headerSlow} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -187,6 +191,10 @@ func (m *Metrics) DatabaseUnavailable(err error) {
 	}
 	m.dbErrors.WithLabelValues(kind).Inc()
 }
+
+// HeaderTimeout counts a request answered 408 because its headers were too
+// slow (they never reached a handler).
+func (m *Metrics) HeaderTimeout() { m.headerSlow.Inc() }
 
 // tokenRoute is the route template of the token endpoint.
 const tokenRoute = "/oauth2/token"

@@ -24,6 +24,7 @@ import (
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/events/kafka"
 	"github.com/authd/authd/identity"
+	"github.com/authd/authd/internal/headertimeout"
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
@@ -149,6 +150,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	hs := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           srv,
+		ConnState:         headertimeout.ConnState,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -169,7 +171,10 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		if cfg.TLS() {
 			errc <- hs.ServeTLS(ln, "", "")
 		} else {
-			errc <- hs.Serve(ln)
+			// Slow headers get a 408 before net/http closes the connection.
+			hl := headertimeout.Listen(ln)
+			hl.OnTimeout = metrics.HeaderTimeout
+			errc <- hs.Serve(hl)
 		}
 	}()
 	if e.onReady != nil {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,5 +141,31 @@ func TestShutdownTimeout(t *testing.T) {
 		if strings.HasPrefix(line, "{") && !json.Valid([]byte(line)) {
 			t.Errorf("log line is not JSON: %s", line)
 		}
+	}
+}
+
+// A request whose headers do not arrive within AUTHD_READ_HEADER_TIMEOUT is
+// answered 408 (net/http alone would close the connection without a word),
+// and counted on /metrics.
+func TestSlowHeadersGet408(t *testing.T) {
+	t.Parallel()
+	in := start(t, envFor(t, "sqlite://"+filepath.Join(t.TempDir(), "authd.db"), map[string]string{"AUTHD_READ_HEADER_TIMEOUT": "200ms"}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(in.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST /oauth2/token HTTP/1.1\r\nHost: authd\r\nContent-Ty") // and nothing more
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("slow headers: %v; want a 408", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Fatalf("slow headers: %d %v; want 408 with Connection: close", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(scrapeText(t, in), "\nauthd_http_header_timeouts_total 1\n") {
+		t.Errorf("/metrics after one slow request: want authd_http_header_timeouts_total 1")
 	}
 }
