@@ -270,6 +270,10 @@ type RefreshTokens interface {
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// GetRefreshToken returns the token whatever its state; callers check Active.
 	GetRefreshToken(ctx context.Context, signatureHash string) (RefreshToken, error)
+	// GetRefreshTokenWithUser returns the token, as GetRefreshToken does,
+	// and in the same read the user it was issued to: nil when that user no
+	// longer exists. (A refresh needs both; one round trip, not two.)
+	GetRefreshTokenWithUser(ctx context.Context, signatureHash string) (RefreshToken, *User, error)
 	// RotateRefreshToken replaces the active token oldHash by next in one
 	// atomic step: oldHash is deactivated, remembering next as its successor
 	// and the database's time, and next is stored. Of concurrent calls for one

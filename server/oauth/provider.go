@@ -247,7 +247,7 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 	}
 	switch {
 	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
-		u, err := p.o.Store.GetUser(ctx, sess.Subject)
+		u, err := p.refreshOwner(ctx, sess.Subject)
 		if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
 			if rerr := p.revokeFamily(ctx, ar.GetID(), sess.Subject, c.GetID(),
 				map[string]any{"token_type": "refresh_token", "reason": "user_unavailable"}); rerr != nil {
@@ -282,6 +282,19 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 		ar.GrantAudience(a)
 	}
 	return nil
+}
+
+// refreshOwner returns the user a refresh token is used for: the one read
+// with the token a moment ago (GetRefreshTokenSession), else from the store.
+// storage.ErrNotFound when the user no longer exists.
+func (p *Provider) refreshOwner(ctx context.Context, subject string) (storage.User, error) {
+	if o := reqInfoFrom(ctx).Owner; o != nil && o.Subject == subject {
+		if o.User == nil {
+			return storage.User{}, storage.ErrNotFound
+		}
+		return *o.User, nil
+	}
+	return p.o.Store.GetUser(ctx, subject)
 }
 
 // Refresh-token prefixes. fosite's HMACSHAStrategy hard-codes "ory_rt_"

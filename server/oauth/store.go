@@ -44,6 +44,16 @@ type reqInfo struct {
 	IP       string
 	User     *storage.User // the user the password grant authenticated
 	Proof    *dpop.Proof   // the token request's checked DPoP proof, nil without one
+	// Owner is the refresh token's user, read with the token by
+	// GetRefreshTokenSession (the refresh grant reads both in one query).
+	Owner *tokenOwner
+}
+
+// tokenOwner is the user a refresh token was issued to, as read with it:
+// User is nil when that user no longer exists.
+type tokenOwner struct {
+	Subject string
+	User    *storage.User
 }
 
 type reqInfoKey struct{}
@@ -199,10 +209,11 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 // goes on, and its rotation answers that same successor.
 func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	hash := hashSignature(signature)
-	rt, err := s.store.GetRefreshToken(ctx, hash)
+	rt, owner, err := s.store.GetRefreshTokenWithUser(ctx, hash)
 	if err != nil {
 		return nil, mapErr(err)
 	}
+	reqInfoFrom(ctx).Owner = &tokenOwner{Subject: rt.Subject, User: owner}
 	req, err := decodeRequest(rt, session)
 	if err != nil {
 		return nil, err

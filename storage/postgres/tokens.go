@@ -15,6 +15,11 @@ const refreshColumns = `signature_hash, family_id, client_id, subject, active, r
 const (
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	qGetRefresh    = `SELECT ` + refreshColumns + ` FROM refresh_tokens WHERE signature_hash = $1`
+	// The token and its user (NULLs when the user is gone).
+	qGetRefreshWithUser = `SELECT r.signature_hash, r.family_id, r.client_id, r.subject, r.active, r.request, r.requested_at,
+r.expires_at, u.id, u.username, u.email, u.password_hash, u.roles, u.disabled, u.failed_logins, u.pending_logins,
+u.locked_until, u.created_at, u.updated_at
+FROM refresh_tokens r LEFT JOIN users u ON u.id = r.subject WHERE r.signature_hash = $1`
 	// The conditional write that lets only one of concurrent refreshes
 	// rotate, and the successor stored only if it did, in one statement.
 	qRotateRefresh = `WITH rotated AS (UPDATE refresh_tokens SET active = false, successor = $1, rotated_at = now()
@@ -59,6 +64,40 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 func (s *Store) GetRefreshToken(ctx context.Context, signatureHash string) (storage.RefreshToken, error) {
 	t, err := scanRefresh(s.q(ctx).QueryRow(ctx, qGetRefresh, signatureHash))
 	return t, wrap("get refresh token", err)
+}
+
+// GetRefreshTokenWithUser returns the token and its user (nil when gone) in
+// one query.
+func (s *Store) GetRefreshTokenWithUser(ctx context.Context, signatureHash string) (storage.RefreshToken, *storage.User, error) {
+	var (
+		t                storage.RefreshToken
+		expires          *time.Time
+		u                storage.User
+		userID, email    *string
+		username, pwHash *string
+		disabled         *bool
+		failed, pending  *int
+		locked           *time.Time
+		created, updated *time.Time
+	)
+	err := s.q(ctx).QueryRow(ctx, qGetRefreshWithUser, signatureHash).Scan(&t.SignatureHash, &t.FamilyID, &t.ClientID,
+		&t.Subject, &t.Active, &t.Request, &t.RequestedAt, &expires,
+		&userID, &username, &email, &pwHash, &u.Roles, &disabled, &failed, &pending, &locked, &created, &updated)
+	if err != nil {
+		return storage.RefreshToken{}, nil, wrap("get refresh token", err)
+	}
+	t.RequestedAt = t.RequestedAt.UTC()
+	t.ExpiresAt = utc(expires)
+	if userID == nil {
+		return t, nil, nil
+	}
+	u.ID, u.Username, u.PasswordHash = *userID, *username, *pwHash
+	if email != nil {
+		u.Email = *email
+	}
+	u.Disabled, u.FailedLogins, u.PendingLogins = *disabled, *failed, *pending
+	u.LockedUntil, u.CreatedAt, u.UpdatedAt = utc(locked), utc(created), utc(updated)
+	return t, &u, nil
 }
 
 // RotateRefreshToken replaces the active token oldHash by next in one

@@ -15,6 +15,11 @@ const refreshColumns = `signature_hash, family_id, client_id, subject, active, r
 const (
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetRefresh    = `SELECT ` + refreshColumns + ` FROM refresh_tokens WHERE signature_hash = ?`
+	// The token and its user (NULLs when the user is gone).
+	qGetRefreshWithUser = `SELECT r.signature_hash, r.family_id, r.client_id, r.subject, r.active, r.request, r.requested_at,
+r.expires_at, u.id, u.username, u.email, u.password_hash, u.roles, u.disabled, u.failed_logins, u.pending_logins,
+u.locked_until, u.created_at, u.updated_at
+FROM refresh_tokens r LEFT JOIN users u ON u.id = r.subject WHERE r.signature_hash = ?`
 	// The conditional write that lets only one of concurrent refreshes rotate.
 	qRotateRefresh = `UPDATE refresh_tokens SET active = 0, successor = ?, rotated_at = ? WHERE signature_hash = ? AND active`
 	// Rotated after ?2 (now less the grace), successor (?3 when not empty) still active.
@@ -54,6 +59,39 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 func (s *Store) GetRefreshToken(ctx context.Context, signatureHash string) (storage.RefreshToken, error) {
 	t, err := scanRefresh(s.q(ctx).QueryRowContext(ctx, qGetRefresh, signatureHash))
 	return t, wrap("get refresh token", err)
+}
+
+// GetRefreshTokenWithUser returns the token and its user (nil when gone) in
+// one query.
+func (s *Store) GetRefreshTokenWithUser(ctx context.Context, signatureHash string) (storage.RefreshToken, *storage.User, error) {
+	var (
+		t                    storage.RefreshToken
+		requested            int64
+		expires              sql.NullInt64
+		userID, username     sql.NullString
+		email, pwHash, roles sql.NullString
+		disabled             sql.NullBool
+		failed, pending      sql.NullInt64
+		locked               sql.NullInt64
+		created, updated     sql.NullInt64
+	)
+	err := s.q(ctx).QueryRowContext(ctx, qGetRefreshWithUser, signatureHash).Scan(&t.SignatureHash, &t.FamilyID,
+		&t.ClientID, &t.Subject, &t.Active, &t.Request, &requested, &expires,
+		&userID, &username, &email, &pwHash, &roles, &disabled, &failed, &pending, &locked, &created, &updated)
+	if err != nil {
+		return storage.RefreshToken{}, nil, wrap("get refresh token", err)
+	}
+	t.RequestedAt, t.ExpiresAt = fromNanos(requested), fromNullNanos(expires)
+	if !userID.Valid {
+		return t, nil, nil
+	}
+	u := storage.User{ID: userID.String, Username: username.String, Email: email.String, PasswordHash: pwHash.String,
+		Disabled: disabled.Bool, FailedLogins: int(failed.Int64), PendingLogins: int(pending.Int64),
+		LockedUntil: fromNullNanos(locked), CreatedAt: fromNanos(created.Int64), UpdatedAt: fromNanos(updated.Int64)}
+	if u.Roles, err = parseList(roles.String); err != nil {
+		return storage.RefreshToken{}, nil, wrap("get refresh token", err)
+	}
+	return t, &u, nil
 }
 
 // RotateRefreshToken replaces the active token oldHash by next in one

@@ -543,6 +543,36 @@ func testRefreshTokens(t *testing.T, s storage.Store) {
 		wantErr(t, "DeleteRefreshToken(deleted)", s.DeleteRefreshToken(ctx, tok.SignatureHash), storage.ErrNotFound)
 	})
 
+	t.Run("WithUser", func(t *testing.T) {
+		u := newUser("owner")
+		u.Roles = []string{storage.RoleUser, storage.RoleAdmin}
+		u.LockedUntil = now().Add(time.Minute)
+		u.FailedLogins = 2
+		mustNil(t, "CreateUser", s.CreateUser(ctx, u))
+		tok := newToken(c.ID, uid("fam"), u.ID)
+		mustNil(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, tok))
+		got, owner, err := s.GetRefreshTokenWithUser(ctx, tok.SignatureHash)
+		mustNil(t, "GetRefreshTokenWithUser", err)
+		want, err := s.GetRefreshToken(ctx, tok.SignatureHash)
+		mustNil(t, "GetRefreshToken", err)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("GetRefreshTokenWithUser token = %+v; want %+v", got, want)
+		}
+		if owner == nil {
+			t.Fatal("GetRefreshTokenWithUser: no user; want the token's")
+		}
+		checkUser(t, "GetRefreshTokenWithUser user", *owner, u)
+
+		mustNil(t, "DeleteUser", s.DeleteUser(ctx, u.ID))
+		got, owner, err = s.GetRefreshTokenWithUser(ctx, tok.SignatureHash)
+		mustNil(t, "GetRefreshTokenWithUser(user deleted)", err)
+		if owner != nil || got.SignatureHash != tok.SignatureHash {
+			t.Errorf("GetRefreshTokenWithUser(user deleted) = %+v, %+v; want the token and no user", got, owner)
+		}
+		_, _, err = s.GetRefreshTokenWithUser(ctx, uid("sig"))
+		wantErr(t, "GetRefreshTokenWithUser(missing)", err, storage.ErrNotFound)
+	})
+
 	t.Run("RevokeFamily", func(t *testing.T) {
 		fam, other := uid("fam"), uid("fam")
 		sub := uid("sub")
