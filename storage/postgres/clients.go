@@ -67,7 +67,7 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 // creation time cannot change.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
 	var c storage.Client
-	err := s.withTx(ctx, func(q querier) error {
+	err := s.withTx(ctx, func(q *pipeTx) error {
 		var err error
 		if c, err = scanClient(q.QueryRow(ctx, qLockClient, id)); err != nil {
 			return err

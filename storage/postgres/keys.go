@@ -52,7 +52,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]storage.SigningKey, error) {
 // holds an advisory lock: concurrent callers, on any replica, run one after
 // the other and each sees the previous one's result.
 func (s *Store) UpdateKeys(ctx context.Context, fn func(old []storage.SigningKey) ([]storage.SigningKey, error)) error {
-	err := s.withTx(ctx, func(q querier) error {
+	err := s.withTx(ctx, func(q *pipeTx) error {
 		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, keysLockID); err != nil {
 			return err
 		}

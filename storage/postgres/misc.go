@@ -47,11 +47,9 @@ func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error
 			return wrap("revoke", err)
 		}
 	}
-	err := s.withTx(ctx, func(q querier) error {
+	err := s.withTx(ctx, func(q *pipeTx) error {
 		for _, e := range entries {
-			if _, err := q.Exec(ctx, qRevoke, string(e.Kind), e.Value, nullTime(e.Cutoff), e.ExpiresAt.UTC(), notifyPayload(e)); err != nil {
-				return err
-			}
+			q.deferExec(qRevoke, string(e.Kind), e.Value, nullTime(e.Cutoff), e.ExpiresAt.UTC(), notifyPayload(e))
 		}
 		return nil
 	})
@@ -97,8 +95,7 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
 	if len(e.Data) > 0 {
 		data = string(e.Data)
 	}
-	_, err := s.q(ctx).Exec(ctx, qAppendAudit, e.Time.UTC(), e.Type, e.UserID, e.ClientID, e.IP, data)
-	return wrap("append audit", err)
+	return wrap("append audit", s.deferExec(ctx, qAppendAudit, e.Time.UTC(), e.Type, e.UserID, e.ClientID, e.IP, data))
 }
 
 // ListAudit returns the entries matching f, newest first (at most f.Limit,
@@ -153,8 +150,7 @@ func (s *Store) AppendOutbox(ctx context.Context, e storage.OutboxEvent) error {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
-	_, err := s.q(ctx).Exec(ctx, qAppendOutbox, e.ID, e.Type, e.Key, notNil(e.Payload), e.CreatedAt.UTC())
-	return wrap("append outbox", err)
+	return wrap("append outbox", s.deferExec(ctx, qAppendOutbox, e.ID, e.Type, e.Key, notNil(e.Payload), e.CreatedAt.UTC()))
 }
 
 // PendingOutbox returns up to limit (default 100) unsent events, oldest first.
@@ -237,7 +233,7 @@ ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE dpop_proo
 // many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time, r storage.Retention) (int64, error) {
 	var n int64
-	err := s.withTx(ctx, func(q querier) error {
+	err := s.withTx(ctx, func(q *pipeTx) error {
 		for _, st := range []struct {
 			sql    string
 			before time.Time

@@ -115,10 +115,10 @@ type txKey struct{}
 
 type txState struct {
 	store *Store // a transaction only serves the store that began it
-	tx    pgx.Tx
+	tx    *pipeTx
 }
 
-func (s *Store) tx(ctx context.Context) pgx.Tx {
+func (s *Store) tx(ctx context.Context) *pipeTx {
 	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.store == s {
 		return st.tx
 	}
@@ -133,6 +133,22 @@ func (s *Store) q(ctx context.Context) querier {
 	return s.pool
 }
 
+// deferExec runs a write whose result is not needed: in a transaction it is
+// queued and sent with the transaction's next statement or its commit (see
+// pipeTx); outside one it runs now.
+func (s *Store) deferExec(ctx context.Context, sql string, args ...any) error {
+	if tx := s.tx(ctx); tx != nil {
+		tx.deferExec(sql, args...)
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, sql, args...)
+	return err
+}
+
+func (s *Store) withTxState(ctx context.Context, tx *pipeTx) context.Context {
+	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx})
+}
+
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
 // back otherwise. Inside a transaction already in ctx it just runs fn. fn's
 // error is returned as is.
@@ -140,43 +156,34 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if s.tx(ctx) != nil {
 		return fn(ctx)
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return wrap("begin", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
-	if err := fn(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx})); err != nil {
+	tx := newPipeTx(s.pool)
+	defer tx.Rollback(ctx) // no-op after Commit
+	if err := fn(s.withTxState(ctx, tx)); err != nil {
 		return err
 	}
 	return wrap("commit", tx.Commit(ctx))
 }
 
 // withTx is InTx for the store's own methods: errors come back unwrapped.
-func (s *Store) withTx(ctx context.Context, fn func(q querier) error) error {
+func (s *Store) withTx(ctx context.Context, fn func(q *pipeTx) error) error {
 	if tx := s.tx(ctx); tx != nil {
 		return fn(tx)
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	tx := newPipeTx(s.pool)
+	defer tx.Rollback(ctx) // no-op after Commit
 	if err := fn(tx); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
-// BeginTx starts a transaction and returns a context carrying it.
+// BeginTx starts a transaction and returns a context carrying it. (Nothing
+// is sent yet: BEGIN goes with the first statement.)
 func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
 	if s.tx(ctx) != nil {
 		return nil, errors.New("postgres: begin: a transaction is already in progress")
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, wrap("begin", err)
-	}
-	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx}), nil
+	return s.withTxState(ctx, newPipeTx(s.pool)), nil
 }
 
 // Commit commits the transaction in ctx.
@@ -195,9 +202,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if tx == nil {
 		return errors.New("postgres: rollback: no transaction in context")
 	}
-	if err := tx.Rollback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
-		return wrap("rollback", err)
-	}
+	tx.Rollback(ctx)
 	return nil
 }
 

@@ -148,8 +148,7 @@ func (s *Store) DeleteRefreshToken(ctx context.Context, signatureHash string) er
 
 // RevokeRefreshFamily deactivates every token of the family.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) error {
-	_, err := s.q(ctx).Exec(ctx, qRevokeRefreshFamily, familyID)
-	return wrap("revoke refresh family", err)
+	return wrap("revoke refresh family", s.deferExec(ctx, qRevokeRefreshFamily, familyID))
 }
 
 // RevokeSubjectRefreshTokens deactivates every active token of subject outside

@@ -80,7 +80,7 @@ func (s *Store) GetUserByLogin(ctx context.Context, login string) (storage.User,
 // takes the round trips of a hit; the transaction stays usable.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
 	var u storage.User
-	err := s.withTx(ctx, func(q querier) error {
+	err := s.withTx(ctx, func(q *pipeTx) error {
 		var err error
 		if u, err = scanUser(q.QueryRow(ctx, qLockUser, id)); errors.Is(err, pgx.ErrNoRows) {
 			if _, err := q.Exec(ctx, qUpdateUser, nil, "", nil, "", orEmpty(nil), false, 0, 0, nil, s.now().UTC()); err != nil {
@@ -106,10 +106,6 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 	return u, nil
 }
 
-// qBeginAsyncCommit begins a transaction whose commit does not wait for the
-// WAL flush; sent in one round trip (simple protocol, no arguments).
-const qBeginAsyncCommit = `BEGIN; SET LOCAL synchronous_commit TO off`
-
 // UpdateUserAsyncCommit is UpdateUser in a transaction of its own with
 // synchronous_commit off: the commit returns before the WAL is flushed, so
 // a crash may lose it, but the next synchronous commit flushes it too (the
@@ -118,12 +114,10 @@ func (s *Store) UpdateUserAsyncCommit(ctx context.Context, id string, fn func(*s
 	if s.tx(ctx) != nil {
 		return s.UpdateUser(ctx, id, fn)
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: qBeginAsyncCommit})
-	if err != nil {
-		return storage.User{}, wrap("update user: begin", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
-	u, err := s.UpdateUser(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx}), id, fn)
+	// BEGIN and SET LOCAL go out with the transaction's first statement.
+	tx := newPipeTx(s.pool, "BEGIN", "SET LOCAL synchronous_commit TO off")
+	defer tx.Rollback(ctx) // no-op after Commit
+	u, err := s.UpdateUser(s.withTxState(ctx, tx), id, fn)
 	if err != nil {
 		return storage.User{}, err
 	}
