@@ -14,6 +14,9 @@
 #   BENCH_POSTGRES_URL  server to create the database on   (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_PPROF      host:port: start authd with AUTHD_PPROF_ADDR there
 #   BENCH_OUT        folder for the JSON results and logs  (default a temporary one, printed)
+#
+# On PostgreSQL it ends with the pgbench floor: the SQL of a refresh and of a
+# revocation (scripts/pgbench/) run by pgbench alone, beside authd's figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -141,6 +144,44 @@ load() {
 		AUTHD_RATE_LIMIT_TOKEN_PER_MIN AUTHD_LOG_LEVEL AUTHD_REDIS_URL AUTHD_PPROF_ADDR
 }
 
+# floor: the SQL of a refresh and of a revocation, as authd sends it, run
+# by pgbench alone (no HTTP, no authd) on a fresh database at the same
+# concurrency: what PostgreSQL on this machine allows; printed beside authd's
+# figure from the run before.
+floor() {
+	local db dsn secs json a
+	if ! command -v pgbench >/dev/null; then
+		echo "pgbench floor: pgbench is not installed (Debian: postgresql-client); skipped"
+		return
+	fi
+	db="authd_floor_$$"
+	pg_db=$db
+	psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+	psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+	dsn=$(echo "$PG_URL" | sed -E "s#/[^/?]*(\?|$)#/$db\1#")
+	AUTHD_DATABASE_URL="$dsn" AUTHD_SECRET=pgbench-floor-not-a-secret-0123456789abcdef bin/authd migrate up >/dev/null
+	psql "$dsn" -q -f scripts/pgbench/setup.sql >/dev/null
+	secs=$(echo "$DURATION" | sed -E 's/s$//')
+	json="$out/authbench-postgres.json"
+	echo
+	echo "== pgbench floor: the same SQL without authd ($CONNS connections, ${secs}s each, same machine)"
+	for s in refresh revoke; do
+		tps=$(pgbench -n -M prepared -c "$CONNS" -j 2 -T "$secs" -D k=0 -f "scripts/pgbench/$s.sql" "$dsn" 2>&1 |
+			awk '/^tps/ { printf "%.0f", $3 }')
+		a=""
+		if [ -f "$json" ] && command -v jq >/dev/null; then
+			a=$(jq -r --arg s "$s" '[(.medians // .runs)[] | select(.scenario == $s and .op == $s) | .rps][0] // empty | floor' "$json")
+		fi
+		if [ -n "$a" ] && [ -n "$tps" ] && [ "$tps" -gt 0 ]; then
+			echo "  $s: pgbench $tps tx/s; authd $a req/s ($((100 * a / tps)) % of the floor)"
+		else
+			echo "  $s: pgbench ${tps:-?} tx/s"
+		fi
+	done
+	psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+	pg_db=""
+}
+
 targets() {
 	cat <<'EOF'
 
@@ -148,6 +189,9 @@ targets() {
   client-credentials >= 2,000 req/s   refresh >= 1,000   introspect >= 5,000   jwks >= 15,000
   password >= 80 % of CPUs / argon2id hash time (see the bound above)
   p99 < 50 ms for every scenario but password; RSS < 60 MiB idle, < 150 MiB after a run; start-up < 1 s
+== targets (issue 10; same setup)
+  refresh >= 2,500 req/s   revocation of a live token >= 2,000 req/s   mixed p99 < 50 ms
+  (the pgbench floor above is what the SQL alone allows on this machine)
   peer (Ory Hydra v2.3.0, JWT access tokens): client-credentials 95, refresh 88, introspect 494, jwks 728, revoke 267 req/s
 EOF
 }
@@ -162,6 +206,7 @@ load | all)
 	make -s build
 	$GO build -o "$work/authbench" ./cmd/authbench
 	for b in $BACKENDS; do load "$b"; done
+	case " $BACKENDS " in *" postgres "*) floor ;; esac
 	targets
 	echo "results (JSON) and logs: $out"
 	;;
