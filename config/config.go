@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -84,6 +85,10 @@ type Config struct {
 	ShutdownTimeout   time.Duration // how long serve waits for in-flight requests on SIGTERM
 	ReadHeaderTimeout time.Duration // http.Server.ReadHeaderTimeout
 
+	// MemoryLimit is the Go runtime's soft memory limit ("96MiB", "1GiB";
+	// "0" or "off": none). GOMEMLIMIT, when set, wins. See MemoryLimitBytes.
+	MemoryLimit string
+
 	// TrustedProxies are the CIDRs of proxies whose X-Forwarded-For is believed
 	// when finding a client's IP (rate limits, audit trail); empty trusts none.
 	TrustedProxies []string
@@ -111,8 +116,43 @@ func Defaults() Config {
 		RateLimitTokenPerMin: 60,
 		ShutdownTimeout:      15 * time.Second,
 		ReadHeaderTimeout:    10 * time.Second,
+		MemoryLimit:          DefaultMemoryLimit,
 		LogLevel:             "info",
 	}
+}
+
+// DefaultMemoryLimit makes the collector run before the heap doubles under
+// password-login load (argon2id's 19 MiB of scratch per hash, garbage a
+// moment later): 16 concurrent logins on PostgreSQL peaked at 149 MiB of RSS
+// with it and 176 MiB without, at the same throughput; 100 MiB or less cost
+// a third of the logins per second to the collector.
+const DefaultMemoryLimit = "128MiB"
+
+// MemoryLimitBytes parses MemoryLimit: a whole number of bytes with an
+// optional unit (B, KiB, MiB, GiB); 0 (or "0", "off", "") means no limit.
+func (c Config) MemoryLimitBytes() (int64, error) {
+	v := strings.TrimSpace(c.MemoryLimit)
+	if v == "" || v == "0" || strings.EqualFold(v, "off") {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > (1<<50)/mult {
+		return 0, fmt.Errorf("want a size such as 96MiB or 1GiB, or 0 for none; got %q", c.MemoryLimit)
+	}
+	if n*mult < 32<<20 {
+		return 0, fmt.Errorf("at least 32MiB (or 0 for none), got %q", c.MemoryLimit)
+	}
+	return n * mult, nil
 }
 
 // SQLitePath returns PATH when DatabaseURL is sqlite://PATH.
@@ -329,6 +369,9 @@ func (c Config) validateServe() []error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("AUTHD_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	if _, err := c.MemoryLimitBytes(); err != nil {
+		bad("AUTHD_MEMORY_LIMIT", "%v", err)
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		bad("AUTHD_READ_HEADER_TIMEOUT", "must be positive, got %s", c.ReadHeaderTimeout)

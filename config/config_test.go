@@ -184,6 +184,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		"AUTHD_RATE_LIMIT_TOKEN_PER_MIN":  "0",
 		"AUTHD_SHUTDOWN_TIMEOUT":          "5s",
 		"AUTHD_READ_HEADER_TIMEOUT":       "2s",
+		"AUTHD_MEMORY_LIMIT":              "1GiB",
 		"AUTHD_PPROF_ADDR":                "127.0.0.1:6060",
 		"AUTHD_LOG_LEVEL":                 "debug",
 		"AUTHD_REDIS_KEY_PREFIX":          "svc1:",
@@ -203,7 +204,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		Secret: strings.Repeat("s", 32), SecretOld: []string{strings.Repeat("o", 32), strings.Repeat("p", 32)},
 		SigningAlg: "EdDSA", AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
 		RefreshReuseInterval: 0, AuditRetention: 720 * time.Hour, DPoPNonce: true, LockoutThreshold: 3, LockoutDuration: time.Hour, RateLimitTokenPerMin: 0,
-		ShutdownTimeout: 5 * time.Second, ReadHeaderTimeout: 2 * time.Second,
+		ShutdownTimeout: 5 * time.Second, ReadHeaderTimeout: 2 * time.Second, MemoryLimit: "1GiB",
 		PprofAddr: "127.0.0.1:6060", LogLevel: "debug", TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -656,5 +657,26 @@ func TestUnknownEnv(t *testing.T) {
 	want := []UnknownVar{{Name: "AUTHD_"}, {Name: "AUTHD_ISSUR", Suggest: "AUTHD_ISSUER"}, {Name: "AUTHD_SECRETS", Suggest: "AUTHD_SECRET"}, {Name: "AUTHD_SOMETHING_ELSE"}, {Name: "AUTHD_TLS_TERMINATED_UPSTRAEM", Suggest: "AUTHD_TLS_TERMINATED_UPSTREAM"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("UnknownEnv = %+v; want %+v", got, want)
+	}
+}
+
+func TestMemoryLimitBytes(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"", 0, true}, {"0", 0, true}, {"off", 0, true}, {"80MiB", 80 << 20, true}, {"1GiB", 1 << 30, true},
+		{"65536KiB", 64 << 20, true}, {"33554432", 32 << 20, true}, {"96 MiB", 96 << 20, true},
+		{"16MiB", 0, false}, {"-1", 0, false}, {"80MB", 0, false}, {"lots", 0, false}, {"99999999999GiB", 0, false},
+	} {
+		got, err := Config{MemoryLimit: c.in}.MemoryLimitBytes()
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("MemoryLimitBytes(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
+		}
+	}
+	cfg := Defaults()
+	if n, err := cfg.MemoryLimitBytes(); err != nil || n != 128<<20 {
+		t.Errorf("default memory limit = %d, %v; want 128 MiB", n, err)
 	}
 }

@@ -62,6 +62,7 @@ func fields() []field {
 		{key: "rate_limit_token_per_min", usage: "requests per minute per client IP on the token and signup endpoints; 0 turns it off", ptr: func(c *Config) any { return &c.RateLimitTokenPerMin }},
 		{key: "shutdown_timeout", usage: "how long serve waits for in-flight requests when stopping", ptr: func(c *Config) any { return &c.ShutdownTimeout }},
 		{key: "read_header_timeout", usage: "time allowed to read request headers", ptr: func(c *Config) any { return &c.ReadHeaderTimeout }},
+		{key: "memory_limit", usage: "Go runtime soft memory limit (e.g. 96MiB, 1GiB; 0 for none); GOMEMLIMIT wins when set", ptr: func(c *Config) any { return &c.MemoryLimit }},
 		{key: "trusted_proxies", usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted", ptr: func(c *Config) any { return &c.TrustedProxies }},
 		{key: "pprof_addr", usage: "listen address for net/http/pprof; empty turns it off", ptr: func(c *Config) any { return &c.PprofAddr }},
 		{key: "log_level", usage: "debug, info, warn or error", ptr: func(c *Config) any { return &c.LogLevel }},

@@ -145,9 +145,27 @@ func (h *Hasher) Hash(password string) (string, error) {
 		return "", fmt.Errorf("identity: salt: %w", err)
 	}
 	key := argon2.IDKey([]byte(p), salt, h.params.Time, h.params.Memory, h.params.Threads, h.params.KeyLen)
+	return h.encode(salt, key), nil
+}
+
+// Unmatchable returns an argon2id PHC string with h's parameters whose salt
+// and digest are random bytes: checking a password against it costs exactly
+// what checking a real hash costs, and no password matches it (finding one
+// would mean inverting argon2id). It stands in for a missing user's hash, so
+// that an unknown username takes as long as a wrong password, and it costs
+// no hashing to make (start-up does not wait for one).
+func (h *Hasher) Unmatchable() (string, error) {
+	b := make([]byte, int(h.params.SaltLen)+int(h.params.KeyLen))
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("identity: unmatchable hash: %w", err)
+	}
+	return h.encode(b[:h.params.SaltLen], b[h.params.SaltLen:]), nil
+}
+
+func (h *Hasher) encode(salt, key []byte) string {
 	return fmt.Sprintf("%sv=%d$m=%d,t=%d,p=%d$%s$%s", argon2idPrefix, argon2.Version,
 		h.params.Memory, h.params.Time, h.params.Threads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
 // Verify reports whether password matches encoded, an argon2id PHC string or a

@@ -240,3 +240,29 @@ func BenchmarkVerifyBcryptCost10(b *testing.B) {
 		}
 	}
 }
+
+// Unmatchable is a well-formed hash with the hasher's parameters (so that a
+// check against it costs what a real one does and asks for no rehash),
+// fresh each time, and matched by no password.
+func TestUnmatchable(t *testing.T) {
+	h := NewHasher(DefaultParams())
+	enc, err := h.Unmatchable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !phcRE.MatchString(enc) {
+		t.Errorf("Unmatchable() = %q; want a PHC string matching %s", enc, phcRE)
+	}
+	if again, _ := h.Unmatchable(); again == enc {
+		t.Errorf("Unmatchable() twice = %q; want fresh bytes", enc)
+	}
+	for _, pw := range []string{"", "correct horse battery staple", strings.Repeat("x", 100)} {
+		if ok, rehash, err := h.Verify(pw, enc); ok || rehash || err != nil {
+			t.Errorf("Verify(%q, unmatchable) = %v, %v, %v; want false, false, nil", pw, ok, rehash, err)
+		}
+	}
+	p, err := NewHasher(cheap).Unmatchable()
+	if err != nil || !strings.Contains(p, "$m=1024,t=1,p=1$") {
+		t.Errorf("Unmatchable with other parameters = %q, %v; want them in the string", p, err)
+	}
+}

@@ -8,7 +8,6 @@ package identity
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -146,7 +145,7 @@ func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 	s.slots = make(chan struct{}, n)
 	var b [24]byte
 	_, _ = rand.Read(b[:])
-	dummy, err := s.hasher.Hash(hex.EncodeToString(b[:]))
+	dummy, err := s.hasher.Unmatchable()
 	if err != nil {
 		// Only a broken random source gets here; crypto/rand already aborts then.
 		panic("identity: dummy hash: " + err.Error())

@@ -554,7 +554,10 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	)
 	switch o {
 	case opPassword:
-		u := w.b.creds.users[w.rng.IntN(len(w.b.creds.users))]
+		// Each connection signs in as its own user (with the default
+		// -users): concurrent logins of one account are what lockout
+		// reserves against, not a login load.
+		u := w.b.creds.users[w.id%len(w.b.creds.users)]
 		status, err = w.post(ctx, opPassword, w.b.creds.app, passwordForm(u, w.b.cfg.scope), proof)
 		if status == http.StatusOK {
 			_, ok = w.tokenBody()

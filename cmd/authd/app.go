@@ -95,22 +95,24 @@ type deps struct {
 	identity  *identity.Service
 	metrics   *server.Metrics    // serve's; nil for the other verbs
 	redisDPoP *redis.ProofReplay // set by provider when Redis remembers DPoP proofs
+	phases    *phases            // serve's start-up timing; nil for the other verbs
 }
 
 // open wires the store (migrating it when migrate is set), keys, hashing and
 // identity. Close releases what it opened.
 func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*deps, error) {
-	return openObserved(ctx, cfg, log, migrate, nil)
+	return openObserved(ctx, cfg, log, migrate, nil, nil)
 }
 
 // openObserved is open whose events, password hashing and database outages
 // are counted in m (when not nil).
-func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool, m *server.Metrics) (*deps, error) {
-	d := &deps{cfg: cfg, log: log, metrics: m}
+func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool, m *server.Metrics, ph *phases) (*deps, error) {
+	d := &deps{cfg: cfg, log: log, metrics: m, phases: ph}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 	}
+	ph.done("open store")
 	// Events are counted once their transaction committed: every
 	// transaction begins through the CommitStore.
 	tx := storage.Store(st)
@@ -132,6 +134,7 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 			d.Close()
 			return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 		}
+		ph.done("migrate")
 	}
 	secret, old := secretBytes(cfg)
 	d.keys, err = keys.NewManager(ctx, st, keys.Options{
@@ -142,6 +145,7 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 		d.Close()
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
+	ph.done("signing keys")
 	if d.hasher, err = oauth.NewSecretHasher(secret, old...); err != nil {
 		d.Close()
 		return nil, err
@@ -167,6 +171,7 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 	}
 	d.recorder = events.NewRecorder(tx, nil, recOpts...)
 	d.identity = identity.NewService(tx, d.recorder, idOpts)
+	ph.done("identity")
 	return d, nil
 }
 

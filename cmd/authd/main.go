@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -31,7 +32,8 @@ func main() {
 	// print a plain-text line per failed dial).
 	goredis.SetLogger(redis.NewLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil)), time.Minute))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, environ: os.Environ}
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, environ: os.Environ,
+		setMemoryLimit: debug.SetMemoryLimit}
 	err := e.rootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
@@ -66,6 +68,10 @@ type env struct {
 	// onReady, when set, is told the listening address once serve accepts
 	// connections (tests use it).
 	onReady func(addr string)
+	// setMemoryLimit sets the process's soft memory limit
+	// (debug.SetMemoryLimit); nil leaves it alone (tests run many servers
+	// in one process).
+	setMemoryLimit func(int64) int64
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {

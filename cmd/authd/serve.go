@@ -56,11 +56,13 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	log := newLogger(cfg, e.stderr)
+	e.applyMemoryLimit(cfg, log)
 	metrics, err := server.NewMetrics(nil) // a registry per serve: tests run several in one process
 	if err != nil {
 		return err
 	}
-	d, err := openObserved(ctx, cfg, log, migrate, metrics)
+	ph := newPhases(log, start)
+	d, err := openObserved(ctx, cfg, log, migrate, metrics, ph)
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if err != nil {
 		return err
 	}
+	ph.done("oauth provider")
 	checks := []server.Check{{Name: "store", Required: true, Probe: d.store.Ping}}
 	if d.redis != nil {
 		checks = append(checks, server.Check{Name: "redis", Probe: func(ctx context.Context) error { return d.redis.Ping(ctx).Err() }})
@@ -121,15 +124,18 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	// Bind before dev mode prints its banner: a busy port fails here, before
 	// any credentials are made or shown. (Connections wait in the backlog
 	// until Serve below.)
+	ph.done("http server")
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ph.done("listen")
 	defer ln.Close() // when start-up fails before Serve; Serve closes it otherwise
 	if cfg.Dev {
 		if err := e.bootstrapDev(ctx, d); err != nil {
 			return err
 		}
+		ph.done("dev bootstrap")
 	}
 	retention := storage.Retention{Audit: cfg.AuditRetention, SentOutbox: storage.OutboxRetention}
 	if len(cfg.KafkaBrokers) == 0 {
@@ -138,10 +144,11 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		retention.UnsentOutbox = storage.OutboxRetention
 	}
 	go purgeLoop(ctx, d.store, retention, log)
-	// Start-up hashed passwords (identity's dummy hash, the dev user): hand
-	// their argon2id scratch memory (19 MiB each) back now, not at the first
-	// forced GC two minutes into an idle server.
-	debug.FreeOSMemory()
+	// Dev mode's first start hashes the dev user's password: hand its
+	// argon2id scratch memory (19 MiB) back now, not at the first forced GC
+	// two minutes into an idle server. In the background: ready need not
+	// wait for it.
+	go debug.FreeOSMemory()
 
 	if cfg.PprofAddr != "" {
 		go servePprof(ctx, cfg.PprofAddr, log)
@@ -322,4 +329,22 @@ a token for the orders example (go run ./examples/orders -issuer %[1]s):
 
 `, d.cfg.Issuer, dc.ClientID, dc.ClientSecret, dc.Username, dc.Password, path, devAudience)
 	return nil
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit from
+// AUTHD_MEMORY_LIMIT, unless GOMEMLIMIT is set (the runtime read it already).
+func (e *env) applyMemoryLimit(cfg config.Config, log *slog.Logger) {
+	if e.setMemoryLimit == nil {
+		return
+	}
+	if v, ok := e.lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		log.Debug("memory limit from GOMEMLIMIT", "gomemlimit", v)
+		return
+	}
+	n, err := cfg.MemoryLimitBytes() // validated already
+	if err != nil || n == 0 {
+		return
+	}
+	e.setMemoryLimit(n)
+	log.Debug("memory limit", "bytes", n)
 }

@@ -255,6 +255,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer closeDB()
+	// Start-up on an up-to-date schema (every start but the first after an
+	// upgrade) asks one question without taking the migration lock.
+	if pending, err := p.HasPending(ctx); err == nil && !pending {
+		return nil
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}

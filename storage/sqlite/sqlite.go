@@ -235,6 +235,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	// Start-up on an up-to-date schema asks one question.
+	if pending, err := p.HasPending(ctx); err == nil && !pending {
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		before, err := p.GetDBVersion(ctx)
 		if err != nil {
