@@ -158,9 +158,7 @@ func (t *pipeTx) Commit(ctx context.Context) error {
 		for _, q := range t.queued {
 			b.Queue(q.sql, q.args...)
 		}
-		if t.conn != nil {
-			return t.conn.SendBatch(ctx, b).Close()
-		}
+		// Nothing was sent yet, so no connection is held: the pool lends one.
 		return t.pool.SendBatch(ctx, b).Close()
 	}
 	b := t.batch()
