@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/authd/authd/events"
@@ -12,57 +13,68 @@ import (
 
 // Lockout, with any number of attempts at once.
 //
-// An attempt is counted before its password is checked, in one short
-// transaction with the user's row locked (reserve, through
-// UpdateUserAsyncCommit), before the attempt waits for a hashing slot: a
-// burst is counted within milliseconds, while its hashes take tens of
-// milliseconds each. The counters live in SQL, so replicas share them.
+// The counters live in the user's row in SQL, so replicas share them:
 //
-//   - FailedLogins counts the attempts since the last success, expired lock
-//     or unlock: those resolved as failures and those in flight.
-//   - PendingLogins counts the attempts in flight.
-//   - The attempt that brings FailedLogins to the threshold sets LockedUntil
-//     at once, before its own check: the attempts after it are refused
-//     without a check (the dummy is verified instead), so at most
-//     LockoutThreshold passwords are checked per lock window.
-//   - A success (settle) clears the counters and the lock, except that it
-//     is refused when a lock it did not set is in force (set by attempts
-//     that reached the threshold meanwhile), or when it set the lock itself
-//     while other attempts were in flight (it raced with the failures that
-//     lock the account). The attempt that sets the lock with nothing else in
-//     flight is the sequential case, threshold-1 failures then the right
-//     password: it succeeds.
+//   - FailedLogins counts the failed password checks since the last success,
+//     expired lock or unlock.
+//   - PendingLogins counts the checks in flight.
+//
+// An attempt is admitted to a password check (reserve: one short
+// transaction with the row locked) only while FailedLogins+PendingLogins is
+// below the threshold. Whatever arrives at once, no more than threshold
+// passwords are checked between two successes, so a burst of guesses gets
+// threshold checks, not one per request. An attempt that finds the account
+// full waits (queue) until a check in flight settles, then tries again; it
+// is not counted while it waits, so that a burst of right passwords (a
+// client's pool of workers sharing one account) all succeed.
+//
+// Only a checked wrong password counts as a failure (settle). The failure
+// that brings FailedLogins to the threshold locks the account; by the rule
+// above no other check is in flight then, so the lock never races a right
+// password already admitted. Attempts reserved while the account is locked,
+// and those still queued when it locks, are refused without a check (the
+// dummy is verified instead, so they cost what a check costs). A success
+// clears FailedLogins and the lock.
 //
 // A process that dies between reserve and settle leaves PendingLogins too
-// high. That cannot block an account for longer than one lock window:
-// PendingLogins is reset with the counters when a lock expires, on success
-// and by Unlock, and it only matters to the attempt that reaches the
-// threshold (which a stale count makes fail safe: refused, locked for one
-// LockoutDuration). An attempt whose caller goes away while it waits for a
-// hashing slot is released (abandon) but stays counted, its password
-// unchecked. A database crash may lose reservations not yet settled (their
-// commit does not wait for the disk); a settled attempt's is durable.
-//
-// The lock's owner is recognised by its value (a microsecond timestamp):
-// two locks of one account set within the same microsecond, which only a
-// frozen clock produces, would be taken for one another.
+// high. A live attempt settles within pendingLease of its reservation, which
+// wrote the row, so counts in flight on a row untouched for longer are
+// stale and are forgotten at the next reservation; an unlock forgets them
+// too. A database crash may lose reservations not yet settled (their commit
+// does not wait for the disk); a settled attempt's outcome is durable.
 
-// settleTimeout bounds the bookkeeping after the check, which runs even when
-// the caller has gone away.
-const settleTimeout = 30 * time.Second
+const (
+	// settleTimeout bounds the bookkeeping after the check, which runs even
+	// when the caller has gone away.
+	settleTimeout = 30 * time.Second
+	// slotTimeout bounds an admitted attempt's wait for a hashing slot.
+	slotTimeout = 30 * time.Second
+	// pendingLease is how long after the last write of its row an attempt
+	// in flight is believed alive: more than slotTimeout + settleTimeout.
+	pendingLease = 2 * time.Minute
+	// defaultQueueTimeout is how long an attempt waits for a full account
+	// to admit it before ErrBusy.
+	defaultQueueTimeout = 10 * time.Second
+	// queuePoll is how often a queued attempt looks again when no settle of
+	// this process wakes it (the checks in flight run on another replica).
+	queuePoll = 25 * time.Millisecond
+)
 
-// attempt is one login attempt, as reserve counted it.
+// ErrBusy is returned when an account had threshold password checks in
+// flight for the whole queue timeout: the caller should retry later (an
+// HTTP layer answers 503 with Retry-After). It tells nothing of the
+// password.
+var ErrBusy = errors.New("identity: too many sign-ins of this account in flight")
+
+// errFull aborts a reservation's write when the account admits no more checks.
+var errFull = errors.New("identity: account full")
+
+// attempt is one login attempt, as reserve admitted or refused it.
 type attempt struct {
-	userID  string    // empty when no user matched
-	encoded string    // the hash to check: the user's, or the dummy
-	refused string    // why the password is not checked (unknown_user, disabled, locked); empty when it is
-	setLock bool      // this reservation reached the threshold and set the lock
-	lock    time.Time // the lock it set
-	alone   bool      // no other counted attempt was in flight when it was reserved
+	userID  string // empty when no user matched
+	encoded string // the hash to check: the user's, or the dummy
+	refused string // why the password is not checked (unknown_user, disabled, locked); empty when it is
 }
-
-// ownsLock reports whether x's lock is the one a set.
-func (a *attempt) ownsLock(x *storage.User) bool { return a.setLock && x.LockedUntil.Equal(a.lock) }
 
 // target is where the attempt's store round trips go: an unknown user's go to an
 // id that matches no row, so they cost what a known user's cost.
@@ -73,9 +85,10 @@ func (s *Service) target(a attempt) string {
 	return a.userID
 }
 
-// reserve looks the user up and counts the attempt, or decides that its
-// password will not be checked (unknown user, disabled or locked account).
-// Every path runs the same statements: one lookup and one update.
+// reserve looks the user up and admits the attempt to a check, or decides
+// that its password will not be checked (unknown user, disabled or locked
+// account). Every path that does not queue runs the same statements: one
+// lookup and one update.
 func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 	// No username or email is longer than an email may be: such a login is
 	// looked up as "", which matches no one, at the cost of any lookup.
@@ -89,6 +102,41 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 	case !errors.Is(err, storage.ErrNotFound):
 		return attempt{}, err
 	}
+	var (
+		w       *waiter
+		timeout <-chan time.Time
+	)
+	defer func() { s.queue.leave(w) }()
+	for {
+		a, err := s.tryReserve(ctx, id)
+		if !errors.Is(err, errFull) {
+			return a, err
+		}
+		if w == nil {
+			// Listen before looking again, so that a settle in between is heard.
+			w = s.queue.join(id)
+			timeout = time.After(s.queueTimeout)
+			if s.testQueued != nil {
+				s.testQueued()
+			}
+			continue
+		}
+		select {
+		case <-w.ch:
+			s.queue.leave(w)
+			w = s.queue.join(id)
+		case <-time.After(queuePoll):
+		case <-timeout:
+			return attempt{}, ErrBusy
+		case <-ctx.Done():
+			return attempt{}, fmt.Errorf("identity: waiting to sign in: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// tryReserve is one reservation: errFull when the account admits no more
+// checks now (nothing is written then).
+func (s *Service) tryReserve(ctx context.Context, id string) (attempt, error) {
 	a := attempt{encoded: s.dummy, refused: ReasonUnknownUser}
 	// The reservation need not wait for the disk: settle's commit, which
 	// does, makes it durable before the attempt's outcome is told. So every
@@ -97,29 +145,28 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 		a = attempt{userID: x.ID, encoded: s.dummy}
 		now := s.now()
 		if !x.LockedUntil.IsZero() && !x.LockedUntil.After(now) {
-			// The lock has expired: count afresh, and forget attempts
-			// left in flight by a process that died.
-			x.FailedLogins, x.PendingLogins, x.LockedUntil = 0, 0, time.Time{}
+			x.FailedLogins, x.LockedUntil = 0, time.Time{} // the lock has expired: count afresh
+		}
+		if x.PendingLogins > 0 && now.Sub(x.UpdatedAt) > pendingLease {
+			x.PendingLogins = 0 // left by a process that died
 		}
 		switch {
 		case x.Disabled:
 			a.refused = ReasonDisabled
 		case x.LockedUntil.After(now):
 			a.refused = ReasonLocked
+		case s.threshold > 0 && x.FailedLogins+x.PendingLogins >= s.threshold:
+			return errFull
 		default:
 			a.encoded = x.PasswordHash
-			a.alone = x.PendingLogins == 0
-			x.FailedLogins++
 			x.PendingLogins++
-			if s.threshold > 0 && x.FailedLogins >= s.threshold {
-				// PostgreSQL keeps microseconds: settle compares the stored value.
-				a.setLock, a.lock = true, now.Add(s.lockFor).UTC().Truncate(time.Microsecond)
-				x.LockedUntil = a.lock
-			}
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) { // not found: unknown, or deleted since the lookup
+	switch {
+	case errors.Is(err, errFull):
+		return attempt{}, errFull
+	case err != nil && !errors.Is(err, storage.ErrNotFound): // not found: unknown, or deleted since the lookup
 		return attempt{}, err
 	}
 	return a, nil
@@ -132,32 +179,35 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 func (s *Service) settle(ctx, sctx context.Context, a attempt, password string, ok, needsRehash bool, m Meta) (storage.User, error) {
 	var (
 		u      storage.User
-		reason string // why the login is refused; empty on success
-		locked bool   // the attempt set the lock, and the lock stays
+		reason string    // why the login is refused; empty on success
+		lock   time.Time // the lock this failure set; zero when none
 		count  int
 	)
 	err := s.store.InTx(sctx, func(ctx context.Context) error {
-		reason, locked = a.refused, false
+		reason, lock = a.refused, time.Time{}
 		var err error
 		u, err = s.store.UpdateUser(ctx, s.target(a), func(x *storage.User) error {
 			if a.refused != "" {
 				return nil // nothing was counted; the write keeps the shape of a failure's
 			}
 			x.PendingLogins = max(x.PendingLogins-1, 0)
-			own := a.ownsLock(x)
+			now := s.now()
 			switch {
 			case !ok:
 				reason = ReasonBadPassword
+				x.FailedLogins++
+				if s.threshold > 0 && x.FailedLogins >= s.threshold && !x.LockedUntil.After(now) {
+					// PostgreSQL keeps microseconds.
+					lock = now.Add(s.lockFor).UTC().Truncate(time.Microsecond)
+					x.LockedUntil = lock
+				}
 			case x.Disabled: // since the reservation
 				reason = ReasonDisabled
-			case own && !a.alone:
-				reason = ReasonLocked // it raced with the failures that lock the account
-			case !own && x.LockedUntil.After(s.now()):
-				reason = ReasonLocked // locked by others since the reservation
+			case x.LockedUntil.After(now):
+				reason = ReasonLocked // locked since the reservation (an admin, or counts forgotten as stale)
 			default:
-				x.FailedLogins, x.PendingLogins, x.LockedUntil = 0, 0, time.Time{}
+				x.FailedLogins, x.LockedUntil = 0, time.Time{}
 			}
-			locked = own && reason != ""
 			count = x.FailedLogins
 			return nil
 		})
@@ -169,8 +219,8 @@ func (s *Service) settle(ctx, sctx context.Context, a attempt, password string, 
 		case err != nil:
 			return err
 		}
-		if locked {
-			if err := s.recordLock(ctx, a, count, m); err != nil {
+		if !lock.IsZero() {
+			if err := s.recordLock(ctx, a.userID, count, lock, m); err != nil {
 				return err
 			}
 		}
@@ -189,6 +239,7 @@ func (s *Service) settle(ctx, sctx context.Context, a attempt, password string, 
 		s.releaseQuietly(sctx, a)
 		return storage.User{}, fmt.Errorf("identity: authenticate: record outcome: %w", err)
 	}
+	s.queue.wake(a.userID)
 	if reason != "" {
 		return storage.User{}, ErrInvalidCredentials
 	}
@@ -235,32 +286,16 @@ func (s *Service) rehash(ctx, sctx context.Context, u storage.User, old, passwor
 }
 
 // abandon releases a reservation whose password was never checked (the
-// caller went away while it waited for a hashing slot). The attempt stays
-// counted; if it set the lock, the lock stays and is recorded.
-func (s *Service) abandon(ctx context.Context, a attempt, m Meta) {
-	if a.refused != "" {
-		return
-	}
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
-		locked, count := false, 0
-		_, err := s.store.UpdateUser(ctx, a.userID, func(x *storage.User) error {
-			x.PendingLogins = max(x.PendingLogins-1, 0)
-			locked, count = a.ownsLock(x), x.FailedLogins
-			return nil
-		})
-		if err != nil || !locked {
-			return err
-		}
-		return s.recordLock(ctx, a, count, m)
-	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.WarnContext(ctx, "identity: release login attempt", "user_id", a.userID, "error", err)
-	}
+// caller went away while it waited for a hashing slot). Nothing is counted:
+// no password was checked.
+func (s *Service) abandon(ctx context.Context, a attempt) {
+	s.releaseQuietly(ctx, a)
 }
 
-// releaseQuietly gives back a reservation whose outcome could not be recorded, so
-// that it does not count as in flight; it records nothing. Best effort: when
-// it fails too, the next expired lock, success or unlock resets the count.
+// releaseQuietly gives back a reservation whose outcome could not be
+// recorded, or that was never checked, so that it does not count as in
+// flight; it records nothing. Best effort: when it fails too, the count is
+// forgotten as stale after pendingLease.
 func (s *Service) releaseQuietly(ctx context.Context, a attempt) {
 	if a.refused != "" {
 		return
@@ -272,13 +307,14 @@ func (s *Service) releaseQuietly(ctx context.Context, a attempt) {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.WarnContext(ctx, "identity: release login attempt", "user_id", a.userID, "error", err)
 	}
+	s.queue.wake(a.userID)
 }
 
-func (s *Service) recordLock(ctx context.Context, a attempt, count int, m Meta) error {
-	s.log.WarnContext(ctx, "identity: account locked", "user_id", a.userID, "failed_logins", count, "until", a.lock)
+func (s *Service) recordLock(ctx context.Context, userID string, count int, until time.Time, m Meta) error {
+	s.log.WarnContext(ctx, "identity: account locked", "user_id", userID, "failed_logins", count, "until", until)
 	return s.rec.Record(ctx, events.Event{
-		Type: events.UserLocked, Subject: a.userID, ClientID: m.ClientID, IP: m.IP,
-		Data: map[string]any{"failed_logins": count, "locked_until": a.lock.UTC().Format(time.RFC3339)},
+		Type: events.UserLocked, Subject: userID, ClientID: m.ClientID, IP: m.IP,
+		Data: map[string]any{"failed_logins": count, "locked_until": until.UTC().Format(time.RFC3339)},
 	})
 }
 
@@ -290,4 +326,59 @@ func (s *Service) recordSuccess(ctx context.Context, userID string, rehashed boo
 	return s.rec.Record(ctx, events.Event{
 		Type: events.LoginSuccess, Subject: userID, ClientID: m.ClientID, IP: m.IP, Data: data,
 	})
+}
+
+// loginQueue wakes the attempts of this process queued on an account when
+// one of its checks settles here. Entries exist only while someone waits.
+type loginQueue struct {
+	mu sync.Mutex
+	m  map[string]*waiter
+}
+
+// waiter is the wake-up of the attempts queued on one account; ch is
+// closed by the next settle of that account.
+type waiter struct {
+	id string
+	ch chan struct{}
+	n  int
+}
+
+func (q *loginQueue) join(id string) *waiter {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.m == nil {
+		q.m = make(map[string]*waiter)
+	}
+	w := q.m[id]
+	if w == nil {
+		w = &waiter{id: id, ch: make(chan struct{})}
+		q.m[id] = w
+	}
+	w.n++
+	return w
+}
+
+// leave forgets one waiter of w; w may be nil or already woken.
+func (q *loginQueue) leave(w *waiter) {
+	if w == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.n--; w.n == 0 && q.m[w.id] == w {
+		delete(q.m, w.id)
+	}
+}
+
+// wake wakes every attempt queued on the account id.
+func (q *loginQueue) wake(id string) {
+	if id == "" {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w := q.m[id]; w != nil {
+		close(w.ch)
+		delete(q.m, id)
+	}
 }

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,13 +39,14 @@ func (c *checks) hook(real, ok bool) {
 }
 
 // burst drives concurrent logins of one account through f's service. Until
-// release, every hashing slot is held, so that the attempts are reserved
-// (counted or refused) while none is checked yet: the order a real burst
+// release, every hashing slot is held, so that the attempts are admitted
+// (or refused) and queued while none is checked yet: the order a real burst
 // takes when hashes take tens of milliseconds and reservations one.
 type burst struct {
 	f        *fixture
 	checks   checks
 	reserved chan struct{}
+	queued   chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	errs     []error
@@ -53,8 +55,9 @@ type burst struct {
 
 func newBurst(t *testing.T, f *fixture) *burst {
 	t.Helper()
-	b := &burst{f: f, reserved: make(chan struct{}, 1024)}
+	b := &burst{f: f, reserved: make(chan struct{}, 1024), queued: make(chan struct{}, 1024)}
 	f.svc.testReserved = func() { b.reserved <- struct{}{} }
+	f.svc.testQueued = func() { b.queued <- struct{}{} }
 	f.svc.testChecked = b.checks.hook
 	for range cap(f.svc.slots) {
 		if err := f.svc.acquire(t.Context()); err != nil {
@@ -79,15 +82,23 @@ func (b *burst) start(t *testing.T, n int, password func(i int) string) {
 	}
 }
 
-// awaitReserved waits until n more attempts have been reserved.
-func (b *burst) awaitReserved(t *testing.T, n int) {
+// await waits until n more attempts have been reserved (admitted or
+// refused: reserved) or have started to queue (queued), and checks that no
+// attempt did the other meanwhile.
+func (b *burst) await(t *testing.T, reserved, queued int) {
 	t.Helper()
 	timeout := time.After(time.Minute)
-	for range n {
+	for reserved+queued > 0 {
 		select {
 		case <-b.reserved:
+			reserved--
+		case <-b.queued:
+			queued--
 		case <-timeout:
-			t.Fatalf("attempts not reserved within a minute")
+			t.Fatalf("within a minute: %d more reservations, %d more queued attempts missing", reserved, queued)
+		}
+		if reserved < 0 || queued < 0 {
+			t.Fatalf("an attempt was reserved or queued unexpectedly (%d, %d left)", reserved, queued)
 		}
 	}
 }
@@ -111,78 +122,86 @@ func (f *fixture) reasons(t *testing.T) map[string]int {
 	return n
 }
 
-// TestConcurrentLoginsCheckAtMostThreshold: 64 logins at once, the right
-// password among them, threshold 5. Exactly 5 passwords are checked, every
-// caller is refused (the right password too: it arrives while the account
-// is locked, or races with the failures that lock it), the account ends
-// locked, with one auth.user_locked.
-func TestConcurrentLoginsCheckAtMostThreshold(t *testing.T) {
+// logins lists the outcomes of the logins, oldest first: "success" or the
+// reason of the failure. Outcomes of one account are written with its row
+// locked, so their order is the order they were decided in.
+func (f *fixture) logins(t *testing.T) []string {
+	t.Helper()
+	entries, err := f.store.ListAudit(t.Context(), storage.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(entries)
+	var out []string
+	for _, e := range entries {
+		switch e.Type {
+		case string(events.LoginSuccess):
+			out = append(out, "success")
+		case string(events.LoginFailed):
+			var d struct{ Reason string }
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d.Reason)
+		}
+	}
+	return out
+}
+
+// TestConcurrentRightPasswords: the defect this design fixes. A client's
+// pool signs one account in from 16 workers at once: every login succeeds,
+// nothing is counted as a failure, the account is not locked. With the
+// hashing slots held, exactly threshold attempts are admitted and the rest
+// queue; without, the checks in flight never exceed the threshold.
+func TestConcurrentRightPasswords(t *testing.T) {
 	const (
-		n         = 64
+		n         = 16
 		threshold = 5
 	)
-	cases := []struct {
-		name    string
-		ordered bool // reserve one at a time, in launch order, so right is its reservation rank
-		right   int
-	}{
-		{"burst/right first", false, 0},
-		{"burst/right in the middle", false, n / 2},
-		{"burst/right last", false, n - 1},
-		{"ordered/right counted first", true, 0},
-		{"ordered/right reaches the threshold", true, threshold - 1},
-		{"ordered/right after the lock", true, n / 2},
-		{"ordered/right last", true, n - 1},
-	}
 	for _, backend := range backends {
-		for _, tc := range cases {
-			t.Run(backend+"/"+tc.name, func(t *testing.T) {
-				f := newFixtureOn(t, backend, Options{LockoutThreshold: threshold, LockoutDuration: 15 * time.Minute})
+		for _, held := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/slots held %v", backend, held), func(t *testing.T) {
+				f := newFixtureOn(t, backend, Options{LockoutThreshold: threshold, LockoutDuration: 15 * time.Minute, MaxConcurrentHashes: n})
 				alice := f.createAlice(t)
-				b := newBurst(t, f)
-				password := func(i int) string {
-					if i == tc.right {
-						return alicePassword
-					}
-					return wrongPassword
-				}
-				if tc.ordered {
-					for i := range n {
-						b.start(t, 1, func(int) string { return password(i) })
-						b.awaitReserved(t, 1)
-					}
+				var b *burst
+				var inFlight, peak atomic.Int32
+				if held {
+					b = newBurst(t, f)
+					b.start(t, n, func(int) string { return alicePassword })
+					b.await(t, threshold, n-threshold)
+					b.finish(t)
 				} else {
-					b.start(t, n, password)
-					b.awaitReserved(t, n)
-				}
-				b.finish(t)
-
-				for _, err := range b.errs {
-					if !errors.Is(err, ErrInvalidCredentials) {
-						t.Errorf("Authenticate = %v; want ErrInvalidCredentials", err)
+					b = &burst{f: f}
+					f.svc.testReserved = func() {
+						v := inFlight.Add(1)
+						for p := peak.Load(); v > p && !peak.CompareAndSwap(p, v); p = peak.Load() {
+						}
 					}
+					f.svc.testChecked = func(real, ok bool) {
+						b.checks.hook(real, ok)
+						inFlight.Add(-1)
+					}
+					b.start(t, n, func(int) string { return alicePassword })
+					b.wg.Wait()
+					if p := peak.Load(); p > threshold {
+						t.Errorf("%d passwords checked at once; the gate admits %d", p, threshold)
+					}
+					t.Logf("checks at once: %d", peak.Load())
 				}
-				real, realOK, dummy := b.checks.real.Load(), b.checks.realOK.Load(), b.checks.dummy.Load()
-				if real != threshold || dummy != n-threshold {
-					t.Errorf("password checks: %d real, %d dummy; want %d, %d", real, dummy, threshold, n-threshold)
+				if len(b.users) != n {
+					t.Errorf("%d of %d concurrent right passwords succeeded; errors %v", len(b.users), n, b.errs)
 				}
-				if tc.ordered && (realOK == 1) != (tc.right < threshold) {
-					t.Errorf("right password checked %d times; want %v", realOK, tc.right < threshold)
+				if real, ok := b.checks.real.Load(), b.checks.realOK.Load(); real != n || ok != n {
+					t.Errorf("checks: %d real, %d matched; want %d, %d", real, ok, n, n)
 				}
-				u := f.user(t, alice.ID)
-				if u.FailedLogins != threshold || u.PendingLogins != 0 || !u.LockedUntil.Equal(f.now.Add(15*time.Minute)) {
-					t.Errorf("after the burst: failed=%d pending=%d until=%v; want %d, 0, locked 15 min",
-						u.FailedLogins, u.PendingLogins, u.LockedUntil, threshold)
+				if u := f.user(t, alice.ID); u.FailedLogins != 0 || u.PendingLogins != 0 || !u.LockedUntil.IsZero() {
+					t.Errorf("after the burst: failed=%d pending=%d until=%v; want 0, 0, unlocked", u.FailedLogins, u.PendingLogins, u.LockedUntil)
 				}
-				if got := f.audit(t, events.LoginSuccess); len(got) != 0 {
-					t.Errorf("auth.login.success entries = %d; want none", len(got))
+				if got := f.audit(t, events.LoginSuccess); len(got) != n {
+					t.Errorf("auth.login.success entries = %d; want %d", len(got), n)
 				}
-				if got := f.audit(t, events.UserLocked); len(got) != 1 || got[0].UserID != alice.ID {
-					t.Errorf("auth.user_locked entries = %+v; want one for alice", got)
-				}
-				reasons := f.reasons(t)
-				if reasons[ReasonBadPassword] != int(real-realOK) || reasons[ReasonLocked] != n-int(real-realOK) {
-					t.Errorf("auth.login.failed reasons = %v; want %d bad_password, the others locked", reasons, real-realOK)
+				if got := f.reasons(t); len(got) != 0 {
+					t.Errorf("auth.login.failed reasons = %v; want none", got)
 				}
 			})
 		}
@@ -223,23 +242,102 @@ func TestConcurrentWrongPasswordsCheckThreshold(t *testing.T) {
 			if got := f.audit(t, events.UserLocked); len(got) != 1 {
 				t.Errorf("auth.user_locked entries = %d; want 1", len(got))
 			}
+			if got := f.reasons(t); got[ReasonBadPassword] != threshold || got[ReasonLocked] != n-threshold {
+				t.Errorf("auth.login.failed reasons = %v; want %d bad_password, %d locked", got, threshold, n-threshold)
+			}
 		})
 	}
 }
 
+// TestConcurrentLoginsWithTheRightPassword: 64 logins admitted one at a
+// time in launch order (hashing slots held), one of them with the right
+// password, threshold 5. The first 5 are admitted, the other 59 queue.
+// Right password admitted: it succeeds (no lock can race it: the admitted
+// failures are 4), and exactly 5 failures after it lock the account. Right
+// password queued: the 5 admitted failures lock the account, every queued
+// attempt is refused unchecked, the right one too.
+func TestConcurrentLoginsWithTheRightPassword(t *testing.T) {
+	const (
+		n         = 64
+		threshold = 5
+	)
+	for _, backend := range backends {
+		for _, right := range []int{0, threshold - 1, threshold, n - 1} {
+			t.Run(fmt.Sprintf("%s/right %d", backend, right), func(t *testing.T) {
+				f := newFixtureOn(t, backend, Options{LockoutThreshold: threshold, LockoutDuration: 15 * time.Minute})
+				alice := f.createAlice(t)
+				b := newBurst(t, f)
+				for i := range n {
+					password := wrongPassword
+					if i == right {
+						password = alicePassword
+					}
+					b.start(t, 1, func(int) string { return password })
+					if i < threshold {
+						b.await(t, 1, 0)
+					} else {
+						b.await(t, 0, 1)
+					}
+				}
+				b.finish(t)
+
+				admitted := right < threshold
+				real, realOK := b.checks.real.Load(), b.checks.realOK.Load()
+				logins := f.logins(t)
+				u := f.user(t, alice.ID)
+				if u.FailedLogins != threshold || u.PendingLogins != 0 || !u.LockedUntil.Equal(f.now.Add(15*time.Minute)) {
+					t.Errorf("after the burst: failed=%d pending=%d until=%v; want %d, 0, locked 15 min",
+						u.FailedLogins, u.PendingLogins, u.LockedUntil, threshold)
+				}
+				if got := f.audit(t, events.UserLocked); len(got) != 1 || got[0].UserID != alice.ID {
+					t.Errorf("auth.user_locked entries = %+v; want one for alice", got)
+				}
+				if len(logins) != n {
+					t.Fatalf("%d outcomes recorded; want %d", len(logins), n)
+				}
+				if !admitted {
+					if real != threshold || realOK != 0 || len(b.users) != 0 {
+						t.Errorf("checks %d (%d matched), %d successes; want %d, 0, 0", real, realOK, len(b.users), threshold)
+					}
+					want := slices.Concat(slices.Repeat([]string{ReasonBadPassword}, threshold), slices.Repeat([]string{ReasonLocked}, n-threshold))
+					if !slices.Equal(logins, want) {
+						t.Errorf("outcomes %v; want %d bad_password then locked", logins, threshold)
+					}
+					return
+				}
+				if realOK != 1 || len(b.users) != 1 {
+					t.Errorf("right password: %d matched, %d successes; want 1, 1", realOK, len(b.users))
+				}
+				// Failures decided before the success are forgotten by it; after
+				// it, exactly threshold are checked, then the rest are refused.
+				at := slices.Index(logins, "success")
+				after := logins[at+1:]
+				want := slices.Concat(slices.Repeat([]string{ReasonBadPassword}, threshold), slices.Repeat([]string{ReasonLocked}, len(after)-threshold))
+				if at < 0 || at >= threshold || !slices.Equal(after, want) {
+					t.Errorf("outcomes %v; want at most %d bad_password, the success, %d bad_password, then locked", logins, threshold-1, threshold)
+				}
+				if int(real) != at+1+threshold {
+					t.Errorf("passwords checked %d; want %d", real, at+1+threshold)
+				}
+			})
+		}
+	}
+}
+
 // TestConcurrentLoginsAfterFourFailures: 4 failures, then 16 logins at
-// once with the right password among them, threshold 5. Only the attempt
-// counted fifth is checked; the others are refused as locked. The right
-// password succeeds only if it is that attempt: then it is the sequential
-// case (threshold-1 failures then the right password), nothing raced it.
+// once, threshold 5. Exactly one is admitted; the others queue. A wrong
+// password admitted first locks the account and every queued attempt is
+// refused, the right one too. The right password admitted first succeeds
+// (the sequential case), and exactly 5 of the 15 queued wrong passwords are
+// checked before the account locks.
 func TestConcurrentLoginsAfterFourFailures(t *testing.T) {
 	const (
 		n         = 16
 		threshold = 5
 	)
 	for _, backend := range backends {
-		for _, first := range []string{"wrong first", "right first", "burst"} {
-			t.Run(backend+"/"+first, func(t *testing.T) {
+		for _, rightFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/right first %v", backend, rightFirst), func(t *testing.T) {
 				f := newFixtureOn(t, backend, Options{LockoutThreshold: threshold, LockoutDuration: 15 * time.Minute})
 				alice := f.createAlice(t)
 				for range threshold - 1 {
@@ -248,42 +346,29 @@ func TestConcurrentLoginsAfterFourFailures(t *testing.T) {
 					}
 				}
 				b := newBurst(t, f)
-				switch first {
-				case "wrong first", "right first":
-					firstPassword := wrongPassword
-					if first == "right first" {
-						firstPassword = alicePassword
+				b.start(t, 1, func(int) string {
+					if rightFirst {
+						return alicePassword
 					}
-					b.start(t, 1, func(int) string { return firstPassword })
-					b.awaitReserved(t, 1)
-					b.start(t, n-1, func(i int) string {
-						if i == n/2 && first == "wrong first" {
-							return alicePassword
-						}
-						return wrongPassword
-					})
-					b.awaitReserved(t, n-1)
-				case "burst":
-					b.start(t, n, func(i int) string {
-						if i == n/2 {
-							return alicePassword
-						}
-						return wrongPassword
-					})
-					b.awaitReserved(t, n)
-				}
+					return wrongPassword
+				})
+				b.await(t, 1, 0)
+				b.start(t, n-1, func(i int) string {
+					if i == n/2 && !rightFirst {
+						return alicePassword
+					}
+					return wrongPassword
+				})
+				b.await(t, 0, n-1)
 				b.finish(t)
 
 				real, realOK := b.checks.real.Load(), b.checks.realOK.Load()
-				if real != 1 {
-					t.Errorf("passwords checked: %d; want 1", real)
+				wantReal, wantOK := 1, 0
+				if rightFirst {
+					wantReal, wantOK = 1+threshold, 1
 				}
-				if first != "burst" && (realOK == 1) != (first == "right first") {
-					t.Errorf("right password checked %d times; want it checked only when reserved first", realOK)
-				}
-				success := realOK == 1
-				if len(b.users) != int(realOK) || len(b.errs) != n {
-					t.Errorf("%d successes of %d; want %d", len(b.users), len(b.errs), realOK)
+				if int(real) != wantReal || int(realOK) != wantOK || len(b.users) != wantOK || len(b.errs) != n {
+					t.Errorf("checks %d (%d matched), %d successes of %d; want %d (%d), %d", real, realOK, len(b.users), len(b.errs), wantReal, wantOK, wantOK)
 				}
 				for _, err := range b.errs {
 					if err != nil && !errors.Is(err, ErrInvalidCredentials) {
@@ -291,21 +376,19 @@ func TestConcurrentLoginsAfterFourFailures(t *testing.T) {
 					}
 				}
 				u := f.user(t, alice.ID)
-				locks := f.audit(t, events.UserLocked)
-				if success {
-					if u.FailedLogins != 0 || u.PendingLogins != 0 || !u.LockedUntil.IsZero() || len(locks) != 0 {
-						t.Errorf("after the success: failed=%d pending=%d until=%v, %d locks; want all cleared, none",
-							u.FailedLogins, u.PendingLogins, u.LockedUntil, len(locks))
-					}
-				} else if u.FailedLogins != threshold || u.PendingLogins != 0 || u.LockedUntil.IsZero() || len(locks) != 1 {
-					t.Errorf("without success: failed=%d pending=%d until=%v, %d locks; want %d, 0, locked, 1",
-						u.FailedLogins, u.PendingLogins, u.LockedUntil, len(locks), threshold)
+				if u.FailedLogins != threshold || u.PendingLogins != 0 || u.LockedUntil.IsZero() {
+					t.Errorf("failed=%d pending=%d until=%v; want %d, 0, locked", u.FailedLogins, u.PendingLogins, u.LockedUntil, threshold)
 				}
-				if got := f.audit(t, events.LoginSuccess); len(got) != int(realOK) {
-					t.Errorf("auth.login.success entries = %d; want %d", len(got), realOK)
+				if got := f.audit(t, events.UserLocked); len(got) != 1 {
+					t.Errorf("auth.user_locked entries = %d; want 1", len(got))
 				}
-				if reasons := f.reasons(t); reasons[ReasonLocked] != n-1 {
-					t.Errorf("auth.login.failed reasons = %v; want %d locked", reasons, n-1)
+				want := slices.Repeat([]string{ReasonBadPassword}, threshold) // the 4 before the burst, then one
+				if rightFirst {
+					want = slices.Concat(want[:threshold-1], []string{"success"}, slices.Repeat([]string{ReasonBadPassword}, threshold))
+				}
+				want = append(want, slices.Repeat([]string{ReasonLocked}, threshold-1+n-len(want))...)
+				if got := f.logins(t); !slices.Equal(got, want) {
+					t.Errorf("outcomes %v;\nwant %v", got, want)
 				}
 			})
 		}
@@ -420,9 +503,9 @@ func TestSettleSeesChangesDuringTheCheck(t *testing.T) {
 	}
 }
 
-// An attempt whose caller gives up while it waits for a hashing slot stays
-// counted, unchecked, and is no longer in flight.
-func TestAbandonedAttemptStaysCounted(t *testing.T) {
+// An attempt whose caller gives up while it waits for a hashing slot is
+// released unchecked and is not counted.
+func TestAbandonedAttemptIsNotCounted(t *testing.T) {
 	f := newFixture(t, Options{MaxConcurrentHashes: 1, LockoutThreshold: 2, LockoutDuration: time.Minute})
 	alice := f.createAlice(t)
 	var c checks
@@ -430,66 +513,148 @@ func TestAbandonedAttemptStaysCounted(t *testing.T) {
 	if err := f.svc.acquire(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 2; i++ {
+	for i := 1; i <= 3; i++ {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-		_, err := f.svc.Authenticate(ctx, "alice", alicePassword, meta)
+		_, err := f.svc.Authenticate(ctx, "alice", wrongPassword, meta)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Authenticate with no free slot = %v; want DeadlineExceeded", err)
 		}
-		if u := f.user(t, alice.ID); u.FailedLogins != i || u.PendingLogins != 0 {
-			t.Errorf("after %d abandoned attempts: failed=%d pending=%d; want %d, 0", i, u.FailedLogins, u.PendingLogins, i)
+		if u := f.user(t, alice.ID); u.FailedLogins != 0 || u.PendingLogins != 0 || !u.LockedUntil.IsZero() {
+			t.Errorf("after %d abandoned attempts: failed=%d pending=%d until=%v; want 0, 0, unlocked", i, u.FailedLogins, u.PendingLogins, u.LockedUntil)
 		}
 	}
 	f.svc.release()
 	if c.real.Load()+c.dummy.Load() != 0 {
 		t.Errorf("abandoned attempts checked %d passwords; want none", c.real.Load()+c.dummy.Load())
 	}
-	// The second one reached the threshold: the lock stays, and is recorded.
-	if u := f.user(t, alice.ID); u.LockedUntil.IsZero() {
-		t.Error("the abandoned attempt that reached the threshold did not lock")
+	if _, err := f.svc.Authenticate(t.Context(), "alice", alicePassword, meta); err != nil {
+		t.Errorf("Authenticate after abandoned attempts = %v; want success", err)
 	}
-	if got := f.audit(t, events.UserLocked); len(got) != 1 {
-		t.Errorf("auth.user_locked entries = %d; want 1", len(got))
+	if got := f.audit(t, events.UserLocked); len(got) != 0 {
+		t.Errorf("auth.user_locked entries = %d; want none", len(got))
 	}
 }
 
-// Attempts left in flight by a process that died cannot block an account
-// for more than one lock window.
-func TestStaleReservationsExpireWithTheLock(t *testing.T) {
-	f := newFixture(t, Options{LockoutThreshold: 5, LockoutDuration: 10 * time.Minute})
+// A queued attempt gives up when its caller does, or with ErrBusy after the
+// queue timeout; neither is counted, and the admitted attempts go on.
+func TestQueuedAttemptGivesUp(t *testing.T) {
+	const threshold = 2
+	f := newFixture(t, Options{LockoutThreshold: threshold, LockoutDuration: time.Minute})
 	alice := f.createAlice(t)
-	// 2 failures resolved, 2 attempts whose process died.
-	if _, err := f.store.UpdateUser(t.Context(), alice.ID, func(u *storage.User) error {
-		u.FailedLogins, u.PendingLogins = 4, 2
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	b := newBurst(t, f)
+	b.start(t, threshold, func(int) string { return alicePassword })
+	b.await(t, threshold, 0)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	_, err := f.svc.Authenticate(ctx, "alice", alicePassword, meta)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("queued attempt whose caller gives up = %v; want DeadlineExceeded", err)
 	}
-	// The right password reaches the threshold with attempts "in flight":
-	// refused, locked for one window (fail safe).
-	if _, err := f.svc.Authenticate(t.Context(), "alice", alicePassword, meta); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("Authenticate = %v; want ErrInvalidCredentials", err)
+	f.svc.queueTimeout = 50 * time.Millisecond
+	if _, err := f.svc.Authenticate(t.Context(), "alice", alicePassword, meta); !errors.Is(err, ErrBusy) {
+		t.Errorf("queued attempt past the queue timeout = %v; want ErrBusy", err)
 	}
-	if u := f.user(t, alice.ID); u.LockedUntil.IsZero() {
-		t.Fatal("not locked")
+	b.await(t, 0, 2)
+	if u := f.user(t, alice.ID); u.FailedLogins != 0 || u.PendingLogins != threshold {
+		t.Errorf("while queued: failed=%d pending=%d; want 0, %d", u.FailedLogins, u.PendingLogins, threshold)
 	}
-	f.now = f.now.Add(10 * time.Minute)
+	b.finish(t)
+	if len(b.users) != threshold {
+		t.Errorf("admitted attempts: %d successes; want %d (%v)", len(b.users), threshold, b.errs)
+	}
+	if got := f.logins(t); !slices.Equal(got, []string{"success", "success"}) {
+		t.Errorf("outcomes %v; want two successes", got)
+	}
+	if n := len(f.svc.queue.m); n != 0 {
+		t.Errorf("%d accounts still in the wake-up map; want none", n)
+	}
+}
+
+// Replicas share the gate through SQL: an attempt queued on one is admitted
+// when a check on the other settles (it polls: no wake-up crosses processes).
+func TestQueueAcrossReplicas(t *testing.T) {
+	const threshold = 3
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixtureOn(t, backend, Options{LockoutThreshold: threshold, LockoutDuration: time.Minute})
+			f.createAlice(t)
+			other := NewService(f.store, events.NewRecorder(f.store, f.clock),
+				Options{LockoutThreshold: threshold, LockoutDuration: time.Minute, Params: cheap, Now: f.clock})
+			b := newBurst(t, f)
+			b.start(t, threshold, func(int) string { return alicePassword })
+			b.await(t, threshold, 0)
+			queued := make(chan struct{}, 1)
+			other.testQueued = func() { queued <- struct{}{} }
+			done := make(chan error, 1)
+			go func() {
+				_, err := other.Authenticate(t.Context(), "alice", alicePassword, meta)
+				done <- err
+			}()
+			select {
+			case <-queued:
+			case <-time.After(time.Minute):
+				t.Fatal("the other replica's attempt did not queue")
+			}
+			b.finish(t)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("the other replica's attempt = %v; want success", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("the other replica's attempt was not admitted")
+			}
+			if got := f.audit(t, events.LoginSuccess); len(got) != threshold+1 {
+				t.Errorf("successes %d; want %d", len(got), threshold+1)
+			}
+		})
+	}
+}
+
+// Checks left in flight by a process that died are forgotten once the row
+// has not been written for pendingLease, and by an unlock.
+func TestStaleReservationsAreForgotten(t *testing.T) {
+	const threshold = 5
+	f := newFixture(t, Options{LockoutThreshold: threshold, LockoutDuration: 10 * time.Minute})
+	alice := f.createAlice(t)
+	stale := func() {
+		t.Helper()
+		if _, err := f.store.UpdateUser(t.Context(), alice.ID, func(u *storage.User) error {
+			u.FailedLogins, u.PendingLogins = 1, threshold-1
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	_, err := f.svc.Authenticate(ctx, "alice", alicePassword, meta)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Authenticate while the account is full = %v; want DeadlineExceeded (queued)", err)
+	}
+	f.now = f.now.Add(pendingLease - time.Second)
+	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
+	_, err = f.svc.Authenticate(ctx, "alice", alicePassword, meta)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Authenticate within the lease = %v; want DeadlineExceeded (queued)", err)
+	}
+	f.now = f.now.Add(2 * time.Second)
 	if _, err := f.svc.Authenticate(t.Context(), "alice", alicePassword, meta); err != nil {
-		t.Fatalf("Authenticate after the lock = %v; want success", err)
+		t.Fatalf("Authenticate after the lease = %v; want success", err)
 	}
 	if u := f.user(t, alice.ID); u.FailedLogins != 0 || u.PendingLogins != 0 || !u.LockedUntil.IsZero() {
 		t.Errorf("failed=%d pending=%d until=%v; want cleared", u.FailedLogins, u.PendingLogins, u.LockedUntil)
 	}
-	// A success below the threshold clears stale attempts too.
-	if _, err := f.store.UpdateUser(t.Context(), alice.ID, func(u *storage.User) error { u.PendingLogins = 3; return nil }); err != nil {
+	stale()
+	if _, err := f.svc.Unlock(t.Context(), alice.ID, meta); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.Authenticate(t.Context(), "alice", alicePassword, meta); err != nil {
-		t.Fatal(err)
-	}
-	if u := f.user(t, alice.ID); u.PendingLogins != 0 {
-		t.Errorf("pending after a success = %d; want 0", u.PendingLogins)
+		t.Fatalf("Authenticate after an unlock = %v; want success", err)
 	}
 }
 

@@ -107,13 +107,18 @@ type Service struct {
 	slots     chan struct{}
 	hashObs   HashObserver
 
+	queue        loginQueue    // attempts waiting for an account to admit them
+	queueTimeout time.Duration // how long they wait before ErrBusy
+
 	noUser      string       // an id no user has: unknown users' store round trips go to it
 	bcryptPad   atomic.Int32 // bcrypt cost every check is padded to; 0 for none
 	bcryptDummy string       // a bcrypt hash of a random password, at bcrypt.MinCost
 
-	// Test hooks, nil outside tests: after each reservation, and after each
-	// password check (real: against the account's own hash, not the dummy).
+	// Test hooks, nil outside tests: after each reservation, when an
+	// attempt starts queueing, and after each password check (real: against
+	// the account's own hash, not the dummy).
 	testReserved func()
+	testQueued   func()
 	testChecked  func(real, ok bool)
 }
 
@@ -131,6 +136,8 @@ func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 		now:       opts.Now,
 		log:       opts.Logger,
 		hashObs:   opts.HashObserver,
+
+		queueTimeout: defaultQueueTimeout,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -190,15 +197,16 @@ func (s *Service) hash(ctx context.Context, password string) (string, error) {
 // returns the user, or ErrInvalidCredentials for an unknown user, a wrong
 // password, a locked or a disabled account alike, after the same work and
 // the same store round trips (see check and reserve). Each outcome is
-// recorded as an event. Other errors are storage failures, or ctx's when it
-// ends while the request waits for a hashing slot.
+// recorded as an event. Other errors are storage failures, ErrBusy, or
+// ctx's when it ends while the request waits.
 //
-// Lockout: the attempt is counted (reserve) before its password is checked,
-// so that however many arrive at once, at most LockoutThreshold passwords
-// are checked per lock window; the attempt that reaches the threshold locks
-// the account at once. A success clears the counter and the lock only when
-// it did not race with the failures that set it (settle). A bcrypt or
-// outdated argon2id hash is replaced after a success.
+// Lockout (see lockout.go): an attempt is admitted to a check (reserve)
+// only while the account's failures and checks in flight are below
+// LockoutThreshold, so that however many arrive at once, at most
+// LockoutThreshold passwords are checked between two successes; the others
+// wait their turn. The failure that reaches the threshold locks the
+// account; a success clears the counter. A bcrypt or outdated argon2id hash
+// is replaced after a success.
 func (s *Service) Authenticate(ctx context.Context, login, password string, m Meta) (storage.User, error) {
 	a, err := s.reserve(ctx, login)
 	if err != nil {
@@ -207,11 +215,14 @@ func (s *Service) Authenticate(ctx context.Context, login, password string, m Me
 	if s.testReserved != nil {
 		s.testReserved()
 	}
-	// The attempt is counted: settle it even if the caller goes away.
+	// The attempt is in flight: settle it even if the caller goes away.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	if err := s.acquire(ctx); err != nil {
-		s.abandon(sctx, a, m)
+	actx, acancel := context.WithTimeout(ctx, slotTimeout)
+	err = s.acquire(actx)
+	acancel()
+	if err != nil {
+		s.abandon(sctx, a)
 		return storage.User{}, err
 	}
 	ok, needsRehash, verr := s.check(password, a.encoded)

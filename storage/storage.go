@@ -46,12 +46,12 @@ type User struct {
 	PasswordHash string // PHC string (argon2id) or an imported bcrypt hash
 	Roles        []string
 	Disabled     bool
-	// FailedLogins counts the password attempts since the last success (or
-	// the last expired lock, or an unlock): the failed ones and those still
-	// in flight (PendingLogins), which are counted before they are checked.
+	// FailedLogins counts the failed password checks since the last success
+	// (or the last expired lock, or an unlock).
 	FailedLogins int
-	// PendingLogins counts the attempts counted in FailedLogins whose
-	// password check has not been resolved yet (see identity.Authenticate).
+	// PendingLogins counts the password checks in flight, admitted while
+	// FailedLogins+PendingLogins is below the lockout threshold (see
+	// identity.Authenticate).
 	PendingLogins int
 	LockedUntil   time.Time // zero when not locked
 	CreatedAt     time.Time

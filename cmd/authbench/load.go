@@ -555,8 +555,8 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	switch o {
 	case opPassword:
 		// Each connection signs in as its own user (with the default
-		// -users): concurrent logins of one account are what lockout
-		// reserves against, not a login load.
+		// -users): many users signing in is the load to measure; one
+		// account's concurrent logins queue behind its lockout threshold.
 		u := w.b.creds.users[w.id%len(w.b.creds.users)]
 		status, err = w.post(ctx, opPassword, w.b.creds.app, passwordForm(u, w.b.cfg.scope), proof)
 		if status == http.StatusOK {

@@ -174,7 +174,7 @@ Flags:
 	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server on this machine: report its RSS after each run (Linux)")
 	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a target that is not on a loopback address (only your own servers)")
 	fs.StringVar(&cfg.authdBin, "authd", "", "path to the authd binary: provision clients and users with its CLI")
-	fs.IntVar(&cfg.users, "users", 0, "users to create with -authd (default: one per connection, so that no two connections sign in as one user at once, which lockout counts against the account)")
+	fs.IntVar(&cfg.users, "users", 0, "users to create with -authd (default: one per connection, so that no two connections sign in as one user at once: one account admits at most the lockout threshold of checks at once, the rest queue)")
 	fs.BoolVar(&cfg.cleanup, "cleanup", true, "with -authd, delete the clients authbench created when done")
 	fs.StringVar(&cfg.clientID, "client-id", "", "pre-registered client (without -authd)")
 	fs.StringVar(&cfg.clientSecret, "client-secret", "", "its secret (or AUTHBENCH_CLIENT_SECRET)")

@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/authd/authd/events"
+	"github.com/authd/authd/identity"
 	"github.com/authd/authd/storage"
 )
 
@@ -107,6 +108,10 @@ func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error)
 		if p.o.StoreUnavailable != nil {
 			p.o.StoreUnavailable(err)
 		}
+	} else if status >= 500 && errors.Is(err, identity.ErrBusy) {
+		// An account had as many password checks in flight as its lockout
+		// threshold for the whole queue timeout: retry later.
+		rfc = fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
 	if rfc.ErrorField == fosite.ErrTemporarilyUnavailable.ErrorField {
 		status = http.StatusServiceUnavailable
