@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authd/authd/storage"
 )
@@ -20,44 +19,70 @@ import (
 // that schemas sharing a database (tests, tenants) do not hear each other.
 const revocationChannelSQL = `'authd_revoked_' || md5(current_schema())`
 
-// Payloads of revocation notifications:
-// "<kind> <expiry unix ns> <cutoff unix ns, 0 for none> <value>", or
-// resyncPayload when an entry does not fit in a notification, or an empty
-// ping. A payload that does not parse (a replica of another version) makes
-// the listener reload from SQL rather than miss an entry.
-const (
-	resyncPayload = "resync"
-	maxPayload    = 7000 // PostgreSQL refuses payloads of 8000 bytes and more
-)
+// The channel carries wake-ups only: the payload "poll" after a revocation
+// commits, and an empty ping. Whatever the payload (an older replica's
+// carried the entry), a listener reads what it has not seen from SQL.
+const qAnnounce = `SELECT set_config('synchronous_commit', 'off', true), pg_notify(` + revocationChannelSQL + `, 'poll')`
 
-func notifyPayload(e storage.Revocation) string {
-	var cutoff int64
-	if !e.Cutoff.IsZero() {
-		cutoff = e.Cutoff.UnixNano()
-	}
-	p := string(e.Kind) + " " + strconv.FormatInt(e.ExpiresAt.UnixNano(), 10) + " " +
-		strconv.FormatInt(cutoff, 10) + " " + e.Value
-	if len(p) > maxPayload {
-		return resyncPayload
-	}
-	return p
+// announcer wakes every replica's Denylist after revocations commit. It
+// sends one NOTIFY at a time, for all the revocations committed since the
+// last one, each in a transaction of its own that does not wait for the WAL
+// flush. (PostgreSQL serialises the commits of notifying transactions behind
+// one lock: a revoking transaction that notified held it through its own
+// flush, which capped revocations at about 1,200 a second.) A wake-up lost
+// to a crash is made up by the listeners' periodic read.
+type announcer struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
 }
 
-func parsePayload(p string) (storage.Revocation, bool) {
-	f := strings.SplitN(p, " ", 4)
-	if len(f) != 4 || f[3] == "" {
-		return storage.Revocation{}, false
+func newAnnouncer(pool *pgxpool.Pool, log *slog.Logger) *announcer {
+	a := &announcer{pool: pool, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+// announce asks for a wake-up; it never blocks.
+func (a *announcer) announce() {
+	select {
+	case a.kick <- struct{}{}:
+	default: // one is pending already: it covers this revocation too
 	}
-	exp, err1 := strconv.ParseInt(f[1], 10, 64)
-	cutoff, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return storage.Revocation{}, false
+}
+
+func (a *announcer) run() {
+	defer close(a.done)
+	for {
+		select {
+		case <-a.kick:
+			a.send()
+		case <-a.stop:
+			select {
+			case <-a.kick:
+				a.send()
+			default:
+			}
+			return
+		}
 	}
-	e := storage.Revocation{Kind: storage.RevocationKind(f[0]), Value: f[3], ExpiresAt: time.Unix(0, exp)}
-	if cutoff != 0 {
-		e.Cutoff = time.Unix(0, cutoff)
+}
+
+func (a *announcer) send() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.pool.Exec(ctx, qAnnounce); err != nil {
+		a.log.Warn("postgres denylist: wake-up not sent; replicas read it within "+denylistPollEvery.String(), "error", err)
 	}
-	return e, e.Valid() == nil
+}
+
+// close sends the pending wake-up, if any, and stops.
+func (a *announcer) close() {
+	a.once.Do(func() { close(a.stop) })
+	<-a.done
 }
 
 // Denylist defaults.
@@ -66,15 +91,20 @@ const (
 	denylistPingEvery         = 5 * time.Second
 	denylistSilentAfter       = 3 * denylistPingEvery
 	denylistPurgeEvery        = time.Minute
+	// denylistPollEvery bounds how late a replica sees a revocation whose
+	// wake-up was lost (its writer died between the commit and the NOTIFY).
+	denylistPollEvery = time.Second
 )
 
 // Denylist is the store's denylist held in memory, so that checking a token
-// costs no database round trip. It is kept complete by PostgreSQL itself:
-// Revoke announces every entry with NOTIFY in the transaction that writes it,
-// and Run LISTENs on a connection of its own, loads the active entries once
-// listening, then applies every announcement. A revocation committed by any
-// replica is therefore seen here as soon as PostgreSQL delivers the
-// notification, milliseconds after the commit; one made through this
+// costs no database round trip. Every entry records the transaction that
+// wrote it (xid8). Run LISTENs on a connection of its own, loads the active
+// entries, and then, whenever it is woken and at least every
+// denylistPollEvery, reads the entries of the transactions at or after the
+// oldest one still running at its previous read: transactions commit in any
+// order, and none is missed. Revoke wakes the listeners with a NOTIFY sent
+// after its transaction commits (announcer), so a revocation committed by any
+// replica is seen here milliseconds after the commit; one made through this
 // Denylist is seen here at once.
 //
 // Whenever the memory copy may be incomplete (before Run has loaded it, after
@@ -89,6 +119,9 @@ type Denylist struct {
 	synced atomic.Bool // the memory copy is complete
 	mu     sync.RWMutex
 	deny   map[denyKey]storage.Revocation
+	since  string // xid8 (text) the next read starts at; the listener's alone
+
+	pollEvery time.Duration // the periodic read (denylistPollEvery; tests change it)
 
 	sqlAnswers atomic.Uint64 // IsRevoked answered from SQL (for Stats)
 }
@@ -131,7 +164,7 @@ func WithDenylistMaxEntries(n int) DenylistOption {
 // NewDenylist returns the in-memory denylist of st; it answers from SQL until
 // Run has loaded it.
 func (s *Store) NewDenylist(opts ...DenylistOption) *Denylist {
-	d := &Denylist{st: s, log: slog.New(slog.DiscardHandler), now: s.now, maxEntries: DefaultDenylistMaxEntries, deny: map[denyKey]storage.Revocation{}}
+	d := &Denylist{st: s, log: slog.New(slog.DiscardHandler), now: s.now, maxEntries: DefaultDenylistMaxEntries, deny: map[denyKey]storage.Revocation{}, pollEvery: denylistPollEvery}
 	for _, o := range opts {
 		o(d)
 	}
@@ -259,62 +292,70 @@ func (d *Denylist) listen(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	// Listening first, loading second: an entry committed meanwhile is in
-	// the load, in a notification, or in both.
-	if err := d.load(ctx); err != nil {
+	// the load, or its wake-up comes after.
+	if err := d.load(ctx, conn); err != nil {
 		return err
 	}
 	pingCtx, stopPing := context.WithCancel(ctx)
 	defer stopPing()
 	go d.ping(pingCtx, channel)
 
-	lastPurge := time.Now()
+	lastPurge, lastHeard, lastRead := time.Now(), time.Now(), time.Now()
 	for {
-		wctx, cancel := context.WithTimeout(ctx, denylistSilentAfter)
-		n, err := conn.WaitForNotification(wctx)
+		wctx, cancel := context.WithTimeout(ctx, min(d.pollEvery, denylistSilentAfter))
+		_, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			return errors.New("no notification, not even a ping, for " + denylistSilentAfter.String())
+			if time.Since(lastHeard) > denylistSilentAfter {
+				return errors.New("no notification, not even a ping, for " + denylistSilentAfter.String())
+			}
+			if time.Since(lastRead) < d.pollEvery {
+				continue
+			}
 		case err != nil:
 			return fmt.Errorf("wait: %w", err)
-		}
-		switch n.Payload {
-		case "": // ping
-		case resyncPayload:
-			d.synced.Store(false)
-			if err := d.load(ctx); err != nil {
-				return err
-			}
 		default:
-			if e, ok := parsePayload(n.Payload); ok {
-				d.add(e)
-			} else {
-				d.log.Warn("postgres denylist: a notification it cannot read; reloading from SQL")
-				d.synced.Store(false)
-				if err := d.load(ctx); err != nil {
-					return err
-				}
-			}
+			lastHeard = time.Now()
+			drain(conn)
 		}
+		lastRead = time.Now()
 		if time.Since(lastPurge) > denylistPurgeEvery {
 			lastPurge = time.Now()
 			if left := d.purge(); left <= d.maxEntries && !d.synced.Load() {
-				if err := d.load(ctx); err != nil {
+				if err := d.load(ctx, conn); err != nil {
 					return err
 				}
+				continue
 			}
+		}
+		if err := d.poll(ctx, conn); err != nil {
+			return err
 		}
 	}
 }
 
-// load adds every active entry to memory and, if they fit, marks the copy complete.
-func (d *Denylist) load(ctx context.Context) error {
-	revs, err := d.st.ActiveRevocations(ctx, d.now())
+// drain takes the wake-ups already received: one read covers them all.
+func drain(conn *pgx.Conn) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		if _, err := conn.WaitForNotification(done); err != nil {
+			return
+		}
+	}
+}
+
+// load reads every active entry into memory and, if they fit, marks the
+// copy complete.
+func (d *Denylist) load(ctx context.Context, conn *pgx.Conn) error {
+	since, revs, err := d.read(ctx, conn, "0")
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
+	d.since = since
 	if len(revs) > d.maxEntries {
 		d.log.Warn("postgres denylist: too many entries to hold in memory; answering from SQL until they expire", "entries", len(revs), "max", d.maxEntries)
 		return nil
@@ -324,6 +365,50 @@ func (d *Denylist) load(ctx context.Context) error {
 		d.synced.Store(true)
 	}
 	return nil
+}
+
+// poll reads the entries written since the previous read into memory.
+func (d *Denylist) poll(ctx context.Context, conn *pgx.Conn) error {
+	since, revs, err := d.read(ctx, conn, d.since)
+	if err != nil {
+		return fmt.Errorf("poll: %w", err)
+	}
+	d.since = since
+	d.add(revs...)
+	return nil
+}
+
+// read returns the unexpired entries of the transactions at or after since,
+// and where the next read starts.
+func (d *Denylist) read(ctx context.Context, conn *pgx.Conn, since string) (string, []storage.Revocation, error) {
+	rows, err := conn.Query(ctx, qRevocationsSince, d.now().UTC(), since)
+	if err != nil {
+		return "", nil, err
+	}
+	defer rows.Close()
+	var (
+		next string
+		revs []storage.Revocation
+	)
+	for rows.Next() {
+		var (
+			kind, value    *string
+			cutoff, expiry *time.Time
+		)
+		if err := rows.Scan(&next, &kind, &value, &cutoff, &expiry); err != nil {
+			return "", nil, err
+		}
+		if kind != nil && value != nil && expiry != nil { // nil: no entry matched
+			revs = append(revs, storage.Revocation{Kind: storage.RevocationKind(*kind), Value: *value, Cutoff: utc(cutoff), ExpiresAt: expiry.UTC()})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, err
+	}
+	if next == "" {
+		return "", nil, errors.New("no snapshot horizon in the answer")
+	}
+	return next, revs, nil
 }
 
 // ping sends an empty notification on the channel every few seconds, so a

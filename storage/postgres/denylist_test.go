@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -147,9 +148,10 @@ func TestDenylistFallsBackToSQL(t *testing.T) {
 }
 
 // A subject mark written by another replica reaches the memory copy with its
-// cutoff; a notification this version cannot read (an older replica's
-// format) makes the listener reload from SQL instead of missing the entry.
-func TestDenylistMarksAndUnreadableNotifications(t *testing.T) {
+// cutoff. An entry whose wake-up was lost (its writer died after the
+// commit) is read by the periodic read; a notification of an older
+// replica's format (it carried the entry) wakes a read too.
+func TestDenylistMarksAndLostWakeUps(t *testing.T) {
 	t.Parallel()
 	dsn := storagetest.PostgresDSN(t)
 	a, b := open(t, dsn), open(t, dsn)
@@ -158,6 +160,7 @@ func TestDenylistMarksAndUnreadableNotifications(t *testing.T) {
 	}
 	ctx := t.Context()
 	d := a.NewDenylist()
+	postgres.SetDenylistPollEvery(d, 200*time.Millisecond)
 	runDenylist(t, d)
 
 	user := "user-" + storagetest.RandomID(6)
@@ -173,16 +176,77 @@ func TestDenylistMarksAndUnreadableNotifications(t *testing.T) {
 		t.Errorf("IsRevoked(issued after the mark) = %v, %v; want false", got, err)
 	}
 
-	// An entry stored without its notification, then an unreadable one.
+	// An entry stored without a wake-up.
 	silent := "silent-" + storagetest.RandomID(6)
 	if _, err := b.Pool().Exec(ctx, `INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', $1, now() + interval '1 hour')`, silent); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Pool().Exec(ctx, `SELECT pg_notify('authd_revoked_' || md5(current_schema()), 'jti 123 old-format')`); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the reload after an unreadable notification", func() bool {
+	waitFor(t, "the periodic read", func() bool {
 		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: silent})
 		return err == nil && got && d.Synced()
 	})
+	// An older replica's notification, with the entry in it.
+	old := "old-" + storagetest.RandomID(6)
+	if _, err := b.Pool().Exec(ctx, `WITH x AS (INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', $1, now() + interval '1 hour'))
+SELECT pg_notify('authd_revoked_' || md5(current_schema()), 'jti 123 0 ' || $1)`, old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the read after an older replica's notification", func() bool {
+		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: old})
+		return err == nil && got && d.Synced()
+	})
+}
+
+// Transactions commit in any order: an entry of a transaction that began
+// before a read and commits after it, with no wake-up of its own, is still
+// read. Reading from the highest transaction id seen would miss it.
+// Wake-ups alone carry the other replica's revocations here (no periodic
+// read), so they are shown to work too.
+func TestDenylistOutOfOrderCommits(t *testing.T) {
+	t.Parallel()
+	dsn := storagetest.PostgresDSN(t)
+	a, b := open(t, dsn), open(t, dsn)
+	if err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	d := a.NewDenylist()
+	postgres.SetDenylistPollEvery(d, time.Hour)
+	runDenylist(t, d)
+	exp := time.Now().Add(time.Hour)
+
+	slow, err := b.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback(context.Background())
+	late := "late-" + storagetest.RandomID(6)
+	if _, err := slow.Exec(ctx, `INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', $1, now() + interval '1 hour')`, late); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // later transactions commit first, each read by the listener
+		v := fmt.Sprintf("early-%d-%s", i, storagetest.RandomID(6))
+		if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: v, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a woken read", func() bool {
+			got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v})
+			return err == nil && got
+		})
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The next wake-up reads it.
+	marker := "marker-" + storagetest.RandomID(6)
+	if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: marker, ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the marker", func() bool {
+		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: marker})
+		return err == nil && got
+	})
+	if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: late}); err != nil || !got || !d.Synced() {
+		t.Errorf("IsRevoked(committed out of order) = %v, %v (synced %v); want true from memory", got, err, d.Synced())
+	}
 }

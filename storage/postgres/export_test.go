@@ -1,6 +1,14 @@
 package postgres
 
-import "github.com/jackc/pgx/v5/pgxpool"
+import (
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
 
 // Pool exposes the connection pool to the package's external tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// SetDenylistPollEvery changes how often d reads without a wake-up; set it
+// before Run.
+func SetDenylistPollEvery(d *Denylist, every time.Duration) { d.pollEvery = every }

@@ -13,18 +13,23 @@ import (
 )
 
 const (
-	// Every entry is also announced on the schema's revocation channel, on
-	// commit, to the Denylist of every replica (see denylist.go).
-	qRevoke = `WITH upsert AS (INSERT INTO revocations (kind, value, cutoff, expires_at) VALUES ($1, $2, $3, $4)
+	// xid records the writing transaction: replicas read the entries of
+	// transactions they may not have seen yet by it (see denylist.go).
+	qRevoke = `INSERT INTO revocations (kind, value, cutoff, expires_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (kind, value) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at),
-cutoff = GREATEST(revocations.cutoff, EXCLUDED.cutoff)
-RETURNING 1)
-SELECT pg_notify(` + revocationChannelSQL + `, $5) FROM upsert`
+cutoff = GREATEST(revocations.cutoff, EXCLUDED.cutoff), xid = pg_current_xact_id()`
 	// $5 is the token's issue time: a mark revokes what was issued at or before its cutoff.
 	qIsRevoked = `SELECT EXISTS (SELECT 1 FROM revocations WHERE expires_at > $6
 AND ((kind = 'jti' AND value = $1) OR (kind = 'family' AND value = $2)
   OR (kind = 'subject' AND value = $3 AND cutoff >= $5) OR (kind = 'client' AND value = $4 AND cutoff >= $5)))`
 	qActiveRevocations = `SELECT kind, value, cutoff, expires_at FROM revocations WHERE expires_at > $1 ORDER BY kind, value`
+	// The entries of the transactions at or after $2 (an xid8 as text, "0"
+	// for all), with the oldest transaction still running now: every entry
+	// this read cannot see was written by it or a later one. One row of
+	// NULLs when no entry matches.
+	qRevocationsSince = `SELECT x.xmin::text, r.kind, r.value, r.cutoff, r.expires_at
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) x
+LEFT JOIN revocations r ON r.xid >= $2::xid8 AND r.expires_at > $1`
 
 	qAppendAudit = `INSERT INTO audit (time, type, user_id, client_id, ip, data) VALUES ($1, $2, $3, $4, $5, $6)`
 
@@ -40,7 +45,9 @@ RETURNING id, type, key, payload, created_at, sent_at`
 	qReleaseOutbox = `UPDATE outbox SET lease_until = NULL WHERE id = ANY($1) AND sent_at IS NULL`
 )
 
-// Revoke adds entries to the denylist; an entry already there keeps the later expiry.
+// Revoke adds entries to the denylist; an entry already there keeps the
+// later expiry. Once the transaction commits, the replicas' in-memory
+// denylists are woken to read it (announce).
 func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error {
 	for _, e := range entries {
 		if err := e.Valid(); err != nil {
@@ -49,8 +56,9 @@ func (s *Store) Revoke(ctx context.Context, entries ...storage.Revocation) error
 	}
 	err := s.withTx(ctx, func(q *pipeTx) error {
 		for _, e := range entries {
-			q.deferExec(qRevoke, string(e.Kind), e.Value, nullTime(e.Cutoff), e.ExpiresAt.UTC(), notifyPayload(e))
+			q.deferExec(qRevoke, string(e.Kind), e.Value, nullTime(e.Cutoff), e.ExpiresAt.UTC())
 		}
+		q.onCommit(s.ann.announce)
 		return nil
 	})
 	return wrap("revoke", err)

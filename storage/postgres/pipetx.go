@@ -30,7 +30,8 @@ type pipeTx struct {
 	conn   *pgxpool.Conn // acquired with the first statement sent
 	begun  bool          // begin was sent
 	queued []queuedExec
-	err    error // the transaction failed; it can only be rolled back
+	after  []func() // run once the transaction has committed
+	err    error    // the transaction failed; it can only be rolled back
 	done   bool
 }
 
@@ -51,6 +52,18 @@ func newPipeTx(pool *pgxpool.Pool, begin ...string) *pipeTx {
 // deferExec queues a write whose result is not needed.
 func (t *pipeTx) deferExec(sql string, args ...any) {
 	t.queued = append(t.queued, queuedExec{sql, args})
+}
+
+// onCommit registers fn to run after the transaction commits (not after a
+// rollback or a failed commit).
+func (t *pipeTx) onCommit(fn func()) { t.after = append(t.after, fn) }
+
+func (t *pipeTx) committed() {
+	after := t.after
+	t.finish()
+	for _, fn := range after {
+		fn()
+	}
 }
 
 // batch returns BEGIN (the first time) and the queued writes, and empties
@@ -150,8 +163,8 @@ func (t *pipeTx) Commit(ctx context.Context) error {
 		return t.err
 	}
 	if !t.begun {
-		defer t.finish()
 		if len(t.queued) == 0 {
+			t.committed()
 			return nil
 		}
 		b := &pgx.Batch{}
@@ -159,7 +172,12 @@ func (t *pipeTx) Commit(ctx context.Context) error {
 			b.Queue(q.sql, q.args...)
 		}
 		// Nothing was sent yet, so no connection is held: the pool lends one.
-		return t.pool.SendBatch(ctx, b).Close()
+		if err := t.pool.SendBatch(ctx, b).Close(); err != nil {
+			t.finish()
+			return err
+		}
+		t.committed()
+		return nil
 	}
 	b := t.batch()
 	b.Queue("COMMIT")
@@ -169,7 +187,7 @@ func (t *pipeTx) Commit(ctx context.Context) error {
 		t.Rollback(ctx)
 		return err
 	}
-	t.finish()
+	t.committed()
 	return nil
 }
 
@@ -189,7 +207,7 @@ func (t *pipeTx) Rollback(ctx context.Context) {
 
 func (t *pipeTx) finish() {
 	t.done = true
-	t.queued = nil
+	t.queued, t.after = nil, nil
 	if t.conn != nil {
 		t.conn.Release()
 		t.conn = nil

@@ -39,6 +39,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
 	log  *slog.Logger
+	ann  *announcer // wakes the replicas' denylists after a revocation commits
 }
 
 // Option configures New.
@@ -57,7 +58,7 @@ func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
 // WithClock replaces time.Now, for the times the store fills in itself.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithLogger sets the logger used for migrations (default: discard).
+// WithLogger sets the logger of migrations and of the denylist's wake-ups (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // New connects to PostgreSQL. The DSN is a pgx connection string; it may set
@@ -86,7 +87,7 @@ func New(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool, now: o.now, log: o.log}, nil
+	return &Store{pool: pool, now: o.now, log: o.log, ann: newAnnouncer(pool, o.log)}, nil
 }
 
 // Ping checks that the database answers.
@@ -97,8 +98,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
+// Close sends the pending denylist wake-up, if any, and closes the pool.
 func (s *Store) Close() error {
+	s.ann.close()
 	s.pool.Close()
 	return nil
 }
