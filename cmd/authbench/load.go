@@ -369,7 +369,8 @@ type runResult struct {
 	stats    [numOps]*opStats
 	ops      []op
 	reseeds  int64
-	rssMiB   float64
+	rssMiB   float64 // the server's RSS after the run
+	peakMiB  float64 // the server's peak RSS during the run
 	load     [3]float64
 }
 
@@ -398,11 +399,16 @@ func (b *bench) runOnce(ctx context.Context, name string, run int) (runResult, e
 			w.resetStats()
 		}
 	}
+	var peak *peakWatch
+	if b.cfg.pid > 0 {
+		peak = watchPeak(b.cfg.pid)
+	}
 	elapsed := b.phase(ctx, workers, ops, b.cfg.duration, b.cfg.maxRequests, tag)
 	if err := ctx.Err(); err != nil {
+		peak.stop()
 		return runResult{}, err
 	}
-	rr := runResult{scenario: name, run: run, elapsed: elapsed, ops: ops}
+	rr := runResult{scenario: name, run: run, elapsed: elapsed, ops: ops, peakMiB: peak.stop()}
 	for _, o := range ops {
 		rr.stats[o] = &opStats{}
 	}

@@ -28,7 +28,8 @@ type row struct {
 	MaxMS    float64           `json:"max_ms"`
 	Errors   map[string]uint64 `json:"errors"`
 	Reseeds  int64             `json:"refresh_reseeds,omitempty"`
-	RSSMiB   float64           `json:"server_rss_mib,omitempty"`
+	RSSMiB   float64           `json:"server_rss_mib,omitempty"`      // after the run
+	PeakMiB  float64           `json:"server_peak_rss_mib,omitempty"` // highest during the run
 	LoadAvg  [3]float64        `json:"load_avg"`
 }
 
@@ -65,7 +66,7 @@ func (rr runResult) rows() []row {
 		out = append(out, statsRow(rr.scenario, "total", rr.run, rr.elapsed, rr.total()))
 	}
 	for i := range out {
-		out[i].RSSMiB, out[i].LoadAvg = rr.rssMiB, rr.load
+		out[i].RSSMiB, out[i].PeakMiB, out[i].LoadAvg = rr.rssMiB, rr.peakMiB, rr.load
 		if rr.ops[0] == opRefresh || len(rr.ops) > 1 {
 			out[i].Reseeds = rr.reseeds
 		}
@@ -110,6 +111,7 @@ func medianRows(runs []runResult) []row {
 		m.P99MS = med(func(r row) float64 { return r.P99MS })
 		m.MaxMS = med(func(r row) float64 { return r.MaxMS })
 		m.RSSMiB = med(func(r row) float64 { return r.RSSMiB })
+		m.PeakMiB = med(func(r row) float64 { return r.PeakMiB })
 		for i := range m.LoadAvg {
 			m.LoadAvg[i] = med(func(r row) float64 { return r.LoadAvg[i] })
 		}
@@ -146,18 +148,20 @@ func (rep *report) writeTable(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "\n%s\n", title)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\top\trun\treqs\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tRSS MiB\tload 1m\terrors\t")
+		fmt.Fprintln(tw, "scenario\top\trun\treqs\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tRSS MiB\tpeak MiB\tload 1m\terrors\t")
 		for _, r := range rows {
 			run := strconv.Itoa(r.Run)
 			if r.Run == 0 {
 				run = "median"
 			}
-			rss := "-"
-			if r.RSSMiB > 0 {
-				rss = fmt.Sprintf("%.1f", r.RSSMiB)
+			mib := func(v float64) string {
+				if v <= 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.1f", v)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%s\t\n",
-				r.Scenario, r.Op, run, r.Requests, r.RPS, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, rss, r.LoadAvg[0], formatErrors(r))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%.2f\t%s\t\n",
+				r.Scenario, r.Op, run, r.Requests, r.RPS, r.P50MS, r.P90MS, r.P99MS, r.MaxMS, mib(r.RSSMiB), mib(r.PeakMiB), r.LoadAvg[0], formatErrors(r))
 		}
 		tw.Flush()
 	}
@@ -202,16 +206,63 @@ func loadAvg() [3]float64 {
 }
 
 // rssMiB reads a process's resident set size (Linux; zero elsewhere).
-func rssMiB(pid int) float64 {
+func rssMiB(pid int) float64 { return statusMiB(pid, "VmRSS:") }
+
+// statusMiB reads a size field of /proc/PID/status, in MiB (zero when unreadable).
+func statusMiB(pid int, field string) float64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}
 	}
 	return 0
+}
+
+// peakWatch follows a process's peak RSS during a run. The kernel's own
+// high-water mark (VmHWM) is reset at the start when /proc/PID/clear_refs
+// is writable (same user, Linux 4.0+); the RSS is also sampled every 10 ms,
+// which serves alone where the reset is refused.
+type peakWatch struct {
+	pid   int
+	reset bool
+	done  chan struct{}
+	max   chan float64
+}
+
+func watchPeak(pid int) *peakWatch {
+	w := &peakWatch{pid: pid, done: make(chan struct{}), max: make(chan float64, 1)}
+	w.reset = os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0) == nil
+	go func() {
+		peak := rssMiB(pid)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				w.max <- max(peak, rssMiB(pid))
+				return
+			case <-t.C:
+				peak = max(peak, rssMiB(pid))
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns the peak RSS in MiB; nil watches none.
+func (w *peakWatch) stop() float64 {
+	if w == nil {
+		return 0
+	}
+	close(w.done)
+	peak := <-w.max
+	if w.reset {
+		peak = max(peak, statusMiB(w.pid, "VmHWM:"))
+	}
+	return peak
 }

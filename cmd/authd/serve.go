@@ -25,6 +25,7 @@ import (
 	"github.com/authd/authd/events/kafka"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/internal/headertimeout"
+	"github.com/authd/authd/internal/idlemem"
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
@@ -149,6 +150,11 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	// two minutes into an idle server. In the background: ready need not
 	// wait for it.
 	go debug.FreeOSMemory()
+	if e.releaseIdleMemory {
+		// And after every burst of work, once quiet (argon2id's scratch
+		// memory of the logins, the garbage of the requests).
+		go idlemem.New().Run(ctx)
+	}
 
 	if cfg.PprofAddr != "" {
 		go servePprof(ctx, cfg.PprofAddr, log)
