@@ -14,9 +14,12 @@
 #   BENCH_POSTGRES_URL  server to create the database on   (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_PPROF      host:port: start authd with AUTHD_PPROF_ADDR there
 #   BENCH_OUT        folder for the JSON results and logs  (default a temporary one, printed)
+#   BENCH_IDLE_WAIT  seconds idle before the last RSS reading (default 30; 0 skips)
 #
 # On PostgreSQL it ends with the pgbench floor: the SQL of a refresh and of a
-# revocation (scripts/pgbench/) run by pgbench alone, beside authd's figures.
+# revocation (scripts/pgbench/) run by pgbench alone, beside authd's figures;
+# then the bare net/http baseline of the jwks and client-credentials
+# scenarios (cmd/authbench-bare) and authd's ratio to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -130,6 +133,10 @@ load() {
 		-o "$out/authbench-$backend.json"
 	after=$(rss_mib "$server_pid")
 	echo "RSS after the runs: $after MiB (peak $(awk '/^VmHWM:/ { printf "%.1f", $2/1024 }' "/proc/$server_pid/status") MiB)"
+	if [ "${BENCH_IDLE_WAIT:-30}" -gt 0 ]; then
+		sleep "${BENCH_IDLE_WAIT:-30}"
+		echo "RSS after ${BENCH_IDLE_WAIT:-30} s idle: $(rss_mib "$server_pid") MiB"
+	fi
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	kill "$server_pid"
 	wait "$server_pid" 2>/dev/null || true
@@ -182,6 +189,43 @@ floor() {
 	pg_db=""
 }
 
+# bare: authbench's jwks and client-credentials scenarios against
+# cmd/authbench-bare, a bare net/http server doing the same ES256 signature
+# with nothing else (no store, limits, logs, metrics); authd's ratio to it
+# for each backend run before.
+bare() {
+	local port secret json s a b pid
+	case " $SCENARIOS " in
+	" all "|*jwks*|*client-credentials*) ;;
+	*) return ;;
+	esac
+	port=$(free_port)
+	secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+	AUTHBENCH_BARE_SECRET=$secret "$work/authbench-bare" -addr "127.0.0.1:$port" -client-id bare >/dev/null 2>&1 &
+	pid=$!
+	until curl -fs -o /dev/null "http://127.0.0.1:$port/.well-known/jwks.json"; do sleep 0.01; done
+	echo
+	echo "== bare net/http baseline (cmd/authbench-bare: the same ES256 signature, nothing else)"
+	AUTHBENCH_CLIENT_SECRET=$secret "$work/authbench" -issuer "http://127.0.0.1:$port" -client-id bare -label bare \
+		-scenario jwks,client-credentials -c "$CONNS" -d "$DURATION" -repeat "$REPEAT" -pid "$pid" \
+		-o "$out/authbench-bare.json" | sed -n '/^medians/,$p;/^results/,$p'
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	command -v jq >/dev/null || { echo "(jq not installed: ratios not computed)"; return; }
+	rps() { jq -r --arg s "$2" '[(.medians // .runs)[] | select(.scenario == $s and .op == $s) | .rps][0] // empty' "$1"; }
+	for s in jwks client-credentials; do
+		b=$(rps "$out/authbench-bare.json" "$s")
+		for json in "$out"/authbench-sqlite.json "$out"/authbench-postgres.json; do
+			[ -f "$json" ] || continue
+			a=$(rps "$json" "$s")
+			[ -n "$a" ] && [ -n "$b" ] || continue
+			awk -v s="$s" -v be="$(basename "$json" .json | sed 's/authbench-//')" -v a="$a" -v b="$b" \
+				'BEGIN { printf "  %s: authd (%s) %.0f req/s, bare %.0f req/s: ratio %.2f\n", s, be, a, b, a / b }'
+		done
+	done
+	echo "  (targets, issue 10: jwks >= 0.85, client-credentials >= 0.80)"
+}
+
 targets() {
 	cat <<'EOF'
 
@@ -205,8 +249,10 @@ load | all)
 	echo "== building bin/authd (make build) and authbench"
 	make -s build
 	$GO build -o "$work/authbench" ./cmd/authbench
+	$GO build -o "$work/authbench-bare" ./cmd/authbench-bare
 	for b in $BACKENDS; do load "$b"; done
 	case " $BACKENDS " in *" postgres "*) floor ;; esac
+	bare
 	targets
 	echo "results (JSON) and logs: $out"
 	;;

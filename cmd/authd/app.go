@@ -151,8 +151,8 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 		return nil, err
 	}
 	// The denylist is SQL, the truth. On PostgreSQL every replica keeps a
-	// copy in memory that PostgreSQL itself keeps current (LISTEN/NOTIFY in
-	// the revoking transaction; serve runs it): a revocation any replica
+	// copy in memory, read from SQL on a NOTIFY after each revoking commit
+	// and every second (serve runs it): a revocation any replica
 	// acknowledged is honoured by every replica within milliseconds, and no
 	// Redis outage or partition can hide it. Until the copy is loaded, and
 	// whenever its connection fails, answers come from SQL.
