@@ -119,16 +119,35 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// header is one response header, its key canonical.
+type header struct {
+	name  string
+	value []string
+}
+
+// securityHeaders are set on every answer. Each value slice is shared by
+// every answer of the server: its capacity is 1, so an Add elsewhere would
+// copy it, never write into it (and Set replaces it).
+func securityHeaders(hsts bool) []header {
+	hs := []header{
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"X-Frame-Options", []string{"DENY"}},
+		{"Referrer-Policy", []string{"no-referrer"}},
+		{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
+	}
+	if hsts {
+		hs = append(hs, header{"Strict-Transport-Security", []string{"max-age=63072000; includeSubDomains"}})
+	}
+	return hs
+}
+
 // secure sets security headers and bounds the request body.
 func (s *Server) secure(next http.Handler) http.Handler {
+	headers := securityHeaders(s.cfg.HSTS)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		if s.cfg.HSTS {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		for _, kv := range headers {
+			h[kv.name] = kv.value
 		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			writeTooLarge(w, r)

@@ -26,6 +26,7 @@ import (
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/internal/headertimeout"
 	"github.com/authd/authd/internal/idlemem"
+	"github.com/authd/authd/internal/logbuf"
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
@@ -56,7 +57,11 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	// fails half-way (a listen error, a bad TLS file): nothing waits forever.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	log := newLogger(cfg, e.stderr)
+	// The log stream is written in batches (a line per request, one write
+	// per 100 ms or 64 KiB); warnings and errors go out at once.
+	logw := logbuf.NewWriter(e.stderr, logbuf.DefaultLimit, logbuf.DefaultEvery)
+	defer logw.Close()
+	log := slog.New(logbuf.NewHandler(newLogger(cfg, logw).Handler(), logw))
 	e.applyMemoryLimit(cfg, log)
 	metrics, err := server.NewMetrics(nil) // a registry per serve: tests run several in one process
 	if err != nil {
