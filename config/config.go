@@ -122,12 +122,14 @@ func Defaults() Config {
 }
 
 // DefaultMemoryLimit bounds the heap under password-login load (argon2id's
-// 19 MiB of scratch per hash, collected after each hash by identity): 16
-// concurrent logins on PostgreSQL peaked at 94-96 MiB of RSS with it, 110-113
-// MiB with 128 MiB, 149-150 MiB before the collection after each hash, at
-// 43-51 logins/s in every case; 64 MiB cost an eighth of the logins. Deployments
-// holding a large denylist or many clients in memory raise it.
-const DefaultMemoryLimit = "80MiB"
+// 19 MiB of scratch per hash, collected after each hash by identity). On
+// PostgreSQL with 16 connections, peak RSS: password logins 92 MiB at 72 MiB
+// (47-50 logins/s), 94-96 MiB at 80 MiB, 110-113 MiB at 128 MiB, 149-150 MiB
+// before the collection after each hash (43-52 logins/s in every case); the
+// mixed scenario 95 MiB at 72 MiB, 99-101 MiB at 80 and 128 MiB, at 1,940-
+// 2,170 req/s. 64 MiB cost an eighth of the logins. Deployments with many
+// live revocations (the in-memory denylist) or clients raise it.
+const DefaultMemoryLimit = "72MiB"
 
 // MemoryLimitBytes parses MemoryLimit: a whole number of bytes with an
 // optional unit (B, KiB, MiB, GiB); 0 (or "0", "off", "") means no limit.

@@ -676,7 +676,7 @@ func TestMemoryLimitBytes(t *testing.T) {
 		}
 	}
 	cfg := Defaults()
-	if n, err := cfg.MemoryLimitBytes(); err != nil || n != 80<<20 {
-		t.Errorf("default memory limit = %d, %v; want 80 MiB", n, err)
+	if n, err := cfg.MemoryLimitBytes(); err != nil || n != 72<<20 {
+		t.Errorf("default memory limit = %d, %v; want 72 MiB", n, err)
 	}
 }

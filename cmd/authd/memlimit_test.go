@@ -17,7 +17,7 @@ func TestMemoryLimit(t *testing.T) {
 		limit string
 		want  int64 // -1: not set
 	}{
-		{"default", nil, config.DefaultMemoryLimit, 80 << 20},
+		{"default", nil, config.DefaultMemoryLimit, 72 << 20},
 		{"set", nil, "1GiB", 1 << 30},
 		{"off", nil, "0", -1},
 		{"GOMEMLIMIT wins", map[string]string{"GOMEMLIMIT": "200MiB"}, "1GiB", -1},
