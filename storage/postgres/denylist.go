@@ -94,6 +94,10 @@ const (
 	// denylistPollEvery bounds how late a replica sees a revocation whose
 	// wake-up was lost (its writer died between the commit and the NOTIFY).
 	denylistPollEvery = time.Second
+	// denylistReadGap spaces the reads a burst of wake-ups asks for.
+	denylistReadGap = 20 * time.Millisecond
+	// denylistBacklogWarn is the size of a read that is worth a warning.
+	denylistBacklogWarn = 10_000
 )
 
 // Denylist is the store's denylist held in memory, so that checking a token
@@ -121,7 +125,9 @@ type Denylist struct {
 	deny   map[denyKey]storage.Revocation
 	since  string // xid8 (text) the next read starts at; the listener's alone
 
-	pollEvery time.Duration // the periodic read (denylistPollEvery; tests change it)
+	pollEvery   time.Duration // the periodic read (denylistPollEvery; tests change it)
+	warned      time.Time     // the last warning about a large read; the listener's alone
+	backlogWarn int           // a read larger than this is worth a warning (denylistBacklogWarn)
 
 	sqlAnswers atomic.Uint64 // IsRevoked answered from SQL (for Stats)
 }
@@ -164,7 +170,7 @@ func WithDenylistMaxEntries(n int) DenylistOption {
 // NewDenylist returns the in-memory denylist of st; it answers from SQL until
 // Run has loaded it.
 func (s *Store) NewDenylist(opts ...DenylistOption) *Denylist {
-	d := &Denylist{st: s, log: slog.New(slog.DiscardHandler), now: s.now, maxEntries: DefaultDenylistMaxEntries, deny: map[denyKey]storage.Revocation{}, pollEvery: denylistPollEvery}
+	d := &Denylist{st: s, log: slog.New(slog.DiscardHandler), now: s.now, maxEntries: DefaultDenylistMaxEntries, deny: map[denyKey]storage.Revocation{}, pollEvery: denylistPollEvery, backlogWarn: denylistBacklogWarn}
 	for _, o := range opts {
 		o(d)
 	}
@@ -319,6 +325,15 @@ func (d *Denylist) listen(ctx context.Context) error {
 			return fmt.Errorf("wait: %w", err)
 		default:
 			lastHeard = time.Now()
+			// At most one read per denylistReadGap: under a burst of
+			// revocations the wake-ups of the gap share one read.
+			if wait := denylistReadGap - time.Since(lastRead); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(wait):
+				}
+			}
 			drain(conn)
 		}
 		lastRead = time.Now()
@@ -375,6 +390,14 @@ func (d *Denylist) poll(ctx context.Context, conn *pgx.Conn) error {
 	}
 	d.since = since
 	d.add(revs...)
+	if len(revs) > d.backlogWarn && time.Since(d.warned) > time.Minute {
+		// Every read starts at the oldest transaction still running in the
+		// cluster: one left open (idle in transaction, a long report) makes
+		// every read return what was revoked since it began.
+		d.warned = time.Now()
+		d.log.Warn("postgres denylist: reads return many entries; a long-running transaction holds their start back (see pg_stat_activity.backend_xid / backend_xmin)",
+			"entries", len(revs), "since_xid", d.since)
+	}
 	return nil
 }
 

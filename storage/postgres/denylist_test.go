@@ -1,8 +1,12 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,4 +253,62 @@ func TestDenylistOutOfOrderCommits(t *testing.T) {
 	if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: late}); err != nil || !got || !d.Synced() {
 		t.Errorf("IsRevoked(committed out of order) = %v, %v (synced %v); want true from memory", got, err, d.Synced())
 	}
+}
+
+// A transaction left open holds every read's start back: reads return what
+// was revoked since it began, and the listener says so (once a minute).
+func TestDenylistWarnsOfAHeldHorizon(t *testing.T) {
+	t.Parallel()
+	dsn := storagetest.PostgresDSN(t)
+	a, b := open(t, dsn), open(t, dsn)
+	if err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var logs syncBuffer
+	d := a.NewDenylist(postgres.WithDenylistLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	postgres.SetDenylistBacklogWarn(d, 5)
+	runDenylist(t, d)
+
+	held, err := b.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(context.Background())
+	if _, err := held.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil { // it has an id: the horizon stops here
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour)
+	for i := range 8 {
+		v := fmt.Sprintf("held-%d-%s", i, storagetest.RandomID(6))
+		if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: v, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a revocation", func() bool {
+			got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v})
+			return err == nil && got
+		})
+	}
+	waitFor(t, "the warning", func() bool { return strings.Count(logs.String(), "long-running transaction") == 1 })
+	if !strings.Contains(logs.String(), `"level":"WARN"`) {
+		t.Errorf("log %s; want a WARN line", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
