@@ -27,10 +27,10 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		if _, gerr := s.cfg.Store.GetUserByLogin(r.Context(), identity.NormalizeUsername(in.Username)); gerr == nil {
 			field = "username"
 		}
-		writeProblemField(w, r, http.StatusConflict, field+" is already taken.", field)
-		return
-	} else if err != nil {
-		s.writeIdentityError(w, r, err)
+		err = taken(field, err)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/api/v1/me")
@@ -63,17 +63,14 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 	c := claimsFrom(r.Context())
 	err := s.cfg.Identity.ChangePassword(r.Context(), c.Subject, in.Current, in.New, identity.Meta{ClientID: c.ClientID, IP: s.clientIP(r)},
 		func(ctx context.Context) error { return s.cfg.OAuth.RevokeSubject(ctx, c.Subject, c.Family) })
-	var ve *identity.ValidationError
-	switch {
-	case errors.Is(err, identity.ErrWrongPassword):
-		writeProblemField(w, r, http.StatusBadRequest, "current_password is wrong.", "current_password")
-	case errors.As(err, &ve) && ve.Field == identity.FieldPassword:
-		writeProblemField(w, r, http.StatusBadRequest, "new_password "+ve.Reason+".", "new_password")
-	case err != nil:
-		s.writeIdentityError(w, r, err)
-	default:
-		w.WriteHeader(http.StatusNoContent)
+	if ve := (*identity.ValidationError)(nil); errors.As(err, &ve) && ve.Field == identity.FieldPassword {
+		err = &identity.ValidationError{Field: "new_password", Reason: ve.Reason} // this body names it so
 	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // logout serves POST /api/v1/logout: every refresh token of the caller and
@@ -81,7 +78,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	c := claimsFrom(r.Context())
 	if err := s.cfg.OAuth.Logout(r.Context(), c, s.clientIP(r)); err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

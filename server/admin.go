@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -68,7 +67,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	users, next, err := s.cfg.Store.ListUsers(r.Context(), storage.UserQuery{Query: q.Get("q"), Cursor: q.Get("cursor"), Limit: limit})
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	now := s.cfg.Now()
@@ -82,7 +81,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.cfg.Store.GetUser(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, adminUser(u, s.cfg.Now()))
@@ -106,11 +105,8 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	admin, m := s.adminMeta(r)
 	u, err := s.cfg.Identity.UpdateUser(r.Context(), mux.Vars(r)["id"],
 		identity.UserChange{Roles: in.Roles, Disabled: in.Disabled}, admin, m, s.cfg.OAuth)
-	if errors.Is(err, identity.ErrOwnAccount) {
-		writeProblemField(w, r, http.StatusConflict, "An admin cannot disable their own account.", "disabled")
-		return
-	} else if err != nil {
-		s.writeIdentityError(w, r, err)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, adminUser(u, s.cfg.Now()))
@@ -133,7 +129,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 		return s.record(ctx, r, eventUserDeleted, id, nil)
 	})
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -143,7 +139,7 @@ func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request) {
 	_, m := s.adminMeta(r)
 	u, err := s.cfg.Identity.Unlock(r.Context(), mux.Vars(r)["id"], m)
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, adminUser(u, s.cfg.Now()))
@@ -170,23 +166,10 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-func (s *Server) writeClientError(w http.ResponseWriter, r *http.Request, err error) {
-	var se *oauth.ClientSpecError
-	if errors.As(err, &se) {
-		writeProblem(w, r, http.StatusBadRequest, "Invalid client: "+strings.Join(se.Problems, "; ")+".")
-		return
-	}
-	if errors.Is(err, storage.ErrConflict) {
-		writeProblemField(w, r, http.StatusConflict, "client_id is already taken.", "client_id")
-		return
-	}
-	s.writeIdentityError(w, r, err)
-}
-
 func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 	cs, err := s.cfg.Store.ListClients(r.Context())
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	out := make([]oauth.ClientDocument, 0, len(cs))
@@ -208,11 +191,13 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		DPoPBound: deref(in.DPoPBound),
 	})
 	if err != nil {
-		s.writeClientError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	err = s.cfg.Store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := s.cfg.Store.CreateClient(ctx, c); err != nil {
+		if err := s.cfg.Store.CreateClient(ctx, c); errors.Is(err, storage.ErrConflict) {
+			return taken("client_id", err)
+		} else if err != nil {
 			return err
 		}
 		if c, err = s.cfg.Store.GetClient(ctx, c.ID); err != nil {
@@ -221,7 +206,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		return s.record(ctx, r, eventClientCreated, "", map[string]any{"client": c.ID})
 	})
 	if err != nil {
-		s.writeClientError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/api/v1/admin/clients/"+url.PathEscape(c.ID))
@@ -231,7 +216,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
 	c, err := s.cfg.Store.GetClient(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, oauth.Document(c, ""))
@@ -277,7 +262,7 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 		return s.record(ctx, r, eventClientUpdated, "", map[string]any{"client": id})
 	})
 	if err != nil {
-		s.writeClientError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, oauth.Document(c, ""))
@@ -289,7 +274,7 @@ func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
 		return s.record(ctx, r, eventClientDeleted, "", map[string]any{"client": id})
 	})
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -298,7 +283,7 @@ func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	ks, err := s.cfg.Keys.Keys(r.Context())
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSONStatus(w, http.StatusOK, map[string]any{"keys": ks})
@@ -307,7 +292,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	k, err := s.cfg.Keys.Rotate(r.Context())
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	if err := s.record(r.Context(), r, events.KeyRotated, "", map[string]any{"kid": k.ID, "alg": k.Alg}); err != nil {
@@ -335,7 +320,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	entries, err := s.cfg.Store.ListAudit(r.Context(), f)
 	if err != nil {
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return
 	}
 	type entry struct {

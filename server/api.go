@@ -13,7 +13,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/authd/authd/identity"
 	"github.com/authd/authd/storage"
 )
 
@@ -225,24 +224,6 @@ func jsonKind(e *json.UnmarshalTypeError) string {
 		return "object"
 	default:
 		return "number"
-	}
-}
-
-// writeIdentityError maps identity and storage errors to problems.
-func (s *Server) writeIdentityError(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *identity.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		writeProblemField(w, r, http.StatusBadRequest, ve.Field+" "+ve.Reason+".", ve.Field)
-	case errors.Is(err, storage.ErrNotFound):
-		writeProblem(w, r, http.StatusNotFound, "No such resource.")
-	case storage.Retryable(err):
-		s.metrics.DatabaseUnavailable(err)
-		s.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "error", err)
-		writeUnavailable(w, r, "The service is temporarily unavailable; retry shortly.")
-	default:
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
-		writeProblem(w, r, http.StatusInternalServerError, "The server could not complete the request.")
 	}
 }
 

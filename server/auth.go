@@ -172,7 +172,7 @@ func (s *Server) currentUser(w http.ResponseWriter, r *http.Request, id string) 
 		writeBearerError(w, r, true)
 		return storage.User{}, false
 	case err != nil:
-		s.writeIdentityError(w, r, err)
+		s.writeError(w, r, err)
 		return storage.User{}, false
 	}
 	return u, true
