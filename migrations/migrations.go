@@ -5,7 +5,10 @@ package migrations
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
@@ -24,4 +27,41 @@ func sub(dir string) fs.FS {
 		panic("migrations: " + err.Error())
 	}
 	return f
+}
+
+// Versions lists the versions of the migrations in fsys (the numeric prefix
+// of each file name), in order.
+func Versions(fsys fs.FS) ([]int64, error) {
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, 0, len(names))
+	for _, n := range names {
+		digits := n[:len(n)-len(strings.TrimLeft(n, "0123456789"))]
+		v, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migrations: %s: no version prefix", n)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// UpToDate reports whether every migration in fsys is applied, given what
+// goose's version table says of each version it holds: the is_applied of the
+// version's newest row (goose deletes the row of a version it rolls back;
+// older goose releases added a row with is_applied false). Versions the
+// table holds beyond fsys's (a newer release's) do not matter.
+func UpToDate(fsys fs.FS, applied map[int64]bool) (bool, error) {
+	want, err := Versions(fsys)
+	if err != nil {
+		return false, err
+	}
+	for _, v := range want {
+		if !applied[v] {
+			return false, nil
+		}
+	}
+	return true, nil
 }

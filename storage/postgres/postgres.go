@@ -252,16 +252,16 @@ func unreachable(err error) bool {
 // session advisory lock (one per schema) so that replicas starting together
 // take turns.
 func (s *Store) Migrate(ctx context.Context) error {
+	// Start-up on an up-to-date schema (every start but the first after an
+	// upgrade) asks one question, without goose and its lock.
+	if s.upToDate(ctx) {
+		return nil
+	}
 	p, closeDB, err := s.provider(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer closeDB()
-	// Start-up on an up-to-date schema (every start but the first after an
-	// upgrade) asks one question without taking the migration lock.
-	if pending, err := p.HasPending(ctx); err == nil && !pending {
-		return nil
-	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
@@ -292,6 +292,28 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]storage.MigrationState, 
 		out = append(out, ms)
 	}
 	return out, nil
+}
+
+// upToDate reports whether every embedded migration is applied, from goose's
+// version table in one query; any doubt (no table yet, an error) is false,
+// and goose decides.
+func (s *Store) upToDate(ctx context.Context) bool {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (version_id) version_id, is_applied
+FROM goose_db_version ORDER BY version_id, id DESC`)
+	if err != nil {
+		return false
+	}
+	applied := map[int64]bool{}
+	var (
+		v  int64
+		ok bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&v, &ok}, func() error { applied[v] = ok; return nil })
+	if err != nil {
+		return false
+	}
+	done, err := migrations.UpToDate(migrations.Postgres(), applied)
+	return err == nil && done
 }
 
 func (s *Store) provider(ctx context.Context) (*goose.Provider, func(), error) {

@@ -6,6 +6,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/authd/authd/migrations"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/postgres"
 	"github.com/authd/authd/storage/storagetest"
@@ -134,5 +138,34 @@ func TestDeadlockIsSerializationFailure(t *testing.T) {
 	}
 	if failed != 1 {
 		t.Errorf("%d transactions failed; want 1 (the deadlock victim)", failed)
+	}
+}
+
+// Migrate's one-query check sees a migration rolled back and applies it
+// again (goose deletes the version's row on the way down).
+func TestMigrateAfterARollback(t *testing.T) {
+	t.Parallel()
+	s := newStore(t).(*postgres.Store)
+	ctx := t.Context()
+	db := stdlib.OpenDBFromPool(s.Pool())
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied {
+			t.Errorf("migration %d %s not applied after Migrate", m.Version, m.Name)
+		}
 	}
 }

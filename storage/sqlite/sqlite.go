@@ -231,13 +231,13 @@ func wrap(op string, err error) error {
 // concurrently, a migration it already applied fails here, and Migrate runs
 // again as long as the other one makes progress.
 func (s *Store) Migrate(ctx context.Context) error {
+	// Start-up on an up-to-date schema asks one question, without goose.
+	if s.upToDate(ctx) {
+		return nil
+	}
 	p, err := s.provider()
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	// Start-up on an up-to-date schema asks one question.
-	if pending, err := p.HasPending(ctx); err == nil && !pending {
-		return nil
 	}
 	for attempt := 0; ; attempt++ {
 		before, err := p.GetDBVersion(ctx)
@@ -278,6 +278,34 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]storage.MigrationState, 
 		out = append(out, ms)
 	}
 	return out, nil
+}
+
+// upToDate reports whether every embedded migration is applied, from goose's
+// version table in one query; any doubt (no table yet, an error) is false,
+// and goose decides.
+func (s *Store) upToDate(ctx context.Context) bool {
+	rows, err := s.db.QueryContext(ctx, `SELECT version_id, is_applied FROM goose_db_version g
+WHERE id = (SELECT max(id) FROM goose_db_version WHERE version_id = g.version_id)`)
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	applied := map[int64]bool{}
+	for rows.Next() {
+		var (
+			v  int64
+			ok bool
+		)
+		if err := rows.Scan(&v, &ok); err != nil {
+			return false
+		}
+		applied[v] = ok
+	}
+	if rows.Err() != nil {
+		return false
+	}
+	done, err := migrations.UpToDate(migrations.SQLite(), applied)
+	return err == nil && done
 }
 
 func (s *Store) provider() (*goose.Provider, error) {
