@@ -55,9 +55,15 @@ const (
 	// defaultQueueTimeout is how long an attempt waits for a full account
 	// to admit it before ErrBusy.
 	defaultQueueTimeout = 10 * time.Second
-	// queuePoll is how often a queued attempt looks again when no settle of
-	// this process wakes it (the checks in flight run on another replica).
-	queuePoll = 25 * time.Millisecond
+	// queuePoll is how soon a queued attempt first looks again when no
+	// settle of this process wakes it (the checks in flight run on another
+	// replica); each look waits twice as long, up to queuePollMax.
+	queuePoll    = 25 * time.Millisecond
+	queuePollMax = 200 * time.Millisecond
+	// defaultQueueMax bounds the attempts of one account queued in this
+	// process; more get ErrBusy at once. A client's pool of workers fits;
+	// a flood of one account costs neither memory nor database polls.
+	defaultQueueMax = 64
 )
 
 // ErrBusy is returned when an account had threshold password checks in
@@ -105,6 +111,7 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 	var (
 		w       *waiter
 		timeout <-chan time.Time
+		poll    = queuePoll
 	)
 	defer func() { s.queue.leave(w) }()
 	for {
@@ -114,7 +121,9 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 		}
 		if w == nil {
 			// Listen before looking again, so that a settle in between is heard.
-			w = s.queue.join(id)
+			if w = s.queue.join(id, s.queueMax); w == nil {
+				return attempt{}, ErrBusy
+			}
 			timeout = time.After(s.queueTimeout)
 			if s.testQueued != nil {
 				s.testQueued()
@@ -124,8 +133,10 @@ func (s *Service) reserve(ctx context.Context, login string) (attempt, error) {
 		select {
 		case <-w.ch:
 			s.queue.leave(w)
-			w = s.queue.join(id)
-		case <-time.After(queuePoll):
+			w = s.queue.join(id, 0)
+			poll = queuePoll
+		case <-time.After(poll):
+			poll = min(2*poll, queuePollMax)
 		case <-timeout:
 			return attempt{}, ErrBusy
 		case <-ctx.Done():
@@ -343,7 +354,9 @@ type waiter struct {
 	n  int
 }
 
-func (q *loginQueue) join(id string) *waiter {
+// join adds a waiter on the account id, or returns nil when max (if not
+// 0) wait on it already.
+func (q *loginQueue) join(id string, max int) *waiter {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.m == nil {
@@ -353,6 +366,9 @@ func (q *loginQueue) join(id string) *waiter {
 	if w == nil {
 		w = &waiter{id: id, ch: make(chan struct{})}
 		q.m[id] = w
+	}
+	if max > 0 && w.n >= max {
+		return nil
 	}
 	w.n++
 	return w

@@ -733,3 +733,31 @@ func failurePaths(t testing.TB, f *fixture, bcryptCost int) []failurePath {
 }
 
 type failurePath struct{ name, login, password string }
+
+// At most queueMax attempts of one account wait in a process; the next is
+// ErrBusy at once, uncounted, and the waiting ones go on.
+func TestQueueIsBounded(t *testing.T) {
+	const threshold = 1
+	f := newFixture(t, Options{LockoutThreshold: threshold, LockoutDuration: time.Minute})
+	alice := f.createAlice(t)
+	f.svc.queueMax = 3
+	b := newBurst(t, f)
+	b.start(t, threshold, func(int) string { return alicePassword })
+	b.await(t, threshold, 0)
+	b.start(t, 3, func(int) string { return alicePassword })
+	b.await(t, 0, 3)
+	start := time.Now()
+	if _, err := f.svc.Authenticate(t.Context(), "alice", alicePassword, meta); !errors.Is(err, ErrBusy) {
+		t.Errorf("attempt beyond the queue = %v; want ErrBusy", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the attempt beyond the queue waited %v; want an answer at once", d)
+	}
+	if u := f.user(t, alice.ID); u.FailedLogins != 0 || u.PendingLogins != threshold {
+		t.Errorf("failed=%d pending=%d; want 0, %d", u.FailedLogins, u.PendingLogins, threshold)
+	}
+	b.finish(t)
+	if len(b.users) != threshold+3 {
+		t.Errorf("%d successes; want %d (errors %v)", len(b.users), threshold+3, b.errs)
+	}
+}

@@ -109,6 +109,7 @@ type Service struct {
 
 	queue        loginQueue    // attempts waiting for an account to admit them
 	queueTimeout time.Duration // how long they wait before ErrBusy
+	queueMax     int           // how many may wait on one account
 
 	collecting atomic.Bool // a collection after a hash is running (collect)
 
@@ -140,6 +141,7 @@ func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 		hashObs:   opts.HashObserver,
 
 		queueTimeout: defaultQueueTimeout,
+		queueMax:     defaultQueueMax,
 	}
 	if s.now == nil {
 		s.now = time.Now
