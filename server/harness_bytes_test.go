@@ -20,6 +20,7 @@ import (
 	"github.com/authd/authd/keys"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/clientcache"
 	"github.com/authd/authd/storage/postgres"
 	"github.com/authd/authd/storage/sqlite"
 	"github.com/authd/authd/storage/storagetest"
@@ -117,7 +118,7 @@ func newTestServer(tb testing.TB, st storage.Store) *testServer {
 	if err := st.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	st = oauth.NewClientCache(st, 0, nil) // as cmd/authd wires it
+	st = clientcache.New(st, 0, nil) // as cmd/authd wires it
 	errs := &errorLog{}
 	log := slog.New(errs)
 	km, err := keys.NewManager(ctx, st, keys.Options{Secret: []byte(testSecret), TokenTTL: 15 * time.Minute})

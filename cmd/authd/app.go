@@ -25,6 +25,7 @@ import (
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/clientcache"
 	"github.com/authd/authd/storage/postgres"
 	"github.com/authd/authd/storage/redis"
 	"github.com/authd/authd/storage/sqlite"
@@ -128,7 +129,7 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 	}
 	// Every OAuth request authenticates a client: keep client records in
 	// memory for a few seconds (changes through d.store apply at once).
-	d.store = oauth.NewClientCache(tx, oauth.DefaultClientCacheTTL, nil)
+	d.store = clientcache.New(tx, clientcache.DefaultTTL, nil)
 	if migrate {
 		if err := st.Migrate(ctx); err != nil {
 			d.Close()

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/authd/authd/identity"
-	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/clientcache"
 )
 
 // Token issuance per grant, introspection and revocation, through the real
@@ -25,7 +25,7 @@ func BenchmarkToken(b *testing.B) {
 		{"postgres", openPostgres},
 	} {
 		b.Run(backend.name, func(b *testing.B) {
-			h := newHarness(b, oauth.NewClientCache(backend.open(b), 0, nil), identity.DefaultParams())
+			h := newHarness(b, clientcache.New(backend.open(b), 0, nil), identity.DefaultParams())
 			benchGrants(b, h)
 		})
 	}

@@ -290,7 +290,7 @@ func dedupe(in []string) []string {
 //
 // Every failure costs the same: the client is looked up (unless its id or
 // secret is text no client can have), and one secret comparison runs, against
-// a dummy hash when the client is unknown or public. With the ClientCache
+// a dummy hash when the client is unknown or public. With the client cache (storage/clientcache)
 // remembering unknown ids as it remembers known ones, the answer's timing
 // does not tell whether an id exists.
 type clientAuthenticator struct {

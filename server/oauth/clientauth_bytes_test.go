@@ -13,6 +13,7 @@ import (
 
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/clientcache"
 )
 
 // countingStore counts the client lookups that reach the store.
@@ -31,7 +32,7 @@ func (s *countingStore) GetClient(ctx context.Context, id string) (storage.Clien
 // have never reaches the store at all.
 func TestClientAuthLookups(t *testing.T) {
 	base := &countingStore{Store: openSQLite(t)}
-	h := newHarness(t, oauth.NewClientCache(base, time.Minute, nil), fastParams)
+	h := newHarness(t, clientcache.New(base, time.Minute, nil), fastParams)
 	try := func(id string) {
 		t.Helper()
 		req := url.Values{"token": {"x"}, "client_id": {id}, "client_secret": {"wrong-secret-wrong-secret-wrong-secret"}}
@@ -130,7 +131,7 @@ func TestClientAuthTiming(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			for _, ttl := range []time.Duration{0, -1} {
-				h := newHarness(t, oauth.NewClientCache(be.open(t), ttl, nil), fastParams)
+				h := newHarness(t, clientcache.New(be.open(t), ttl, nil), fastParams)
 				known, unknown := clientAuthMedians(t, h, 500)
 				cache := "cache on"
 				if ttl < 0 {
@@ -155,7 +156,7 @@ func TestClientAuthTiming(t *testing.T) {
 func BenchmarkClientAuthTiming(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
-			h := newHarness(b, oauth.NewClientCache(be.open(b), 0, nil), fastParams)
+			h := newHarness(b, clientcache.New(be.open(b), 0, nil), fastParams)
 			var known, unknown time.Duration
 			for b.Loop() {
 				known, unknown = clientAuthMedians(b, h, 500)

@@ -8,8 +8,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/clientcache"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -27,7 +27,7 @@ func openFuzzStore(tb testing.TB) storage.Store {
 // headers at the token endpoint: it must answer a 4xx RFC 6749 error (or a
 // token), never a 5xx, never panic, and never echo the client secret.
 func FuzzTokenRequest(f *testing.F) {
-	h := newHarness(f, oauth.NewClientCache(openFuzzStore(f), 0, nil), fastParams)
+	h := newHarness(f, clientcache.New(openFuzzStore(f), 0, nil), fastParams)
 	seeds := []struct{ body, ctype, auth string }{
 		{"grant_type=client_credentials", "application/x-www-form-urlencoded", "Basic c3ZjOng="},
 		{"grant_type=password&username=alice&password=x&client_id=app", "application/x-www-form-urlencoded", ""},
@@ -84,7 +84,7 @@ func FuzzTokenRequest(f *testing.F) {
 // and nothing the server did not issue is active. A token that is not
 // printable ASCII of a sane length is malformed (400 invalid_request).
 func FuzzIntrospectToken(f *testing.F) {
-	h := newHarness(f, oauth.NewClientCache(openFuzzStore(f), 0, nil), fastParams)
+	h := newHarness(f, clientcache.New(openFuzzStore(f), 0, nil), fastParams)
 	for _, s := range []string{"", "a.b.c", "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.e30.", "ory_rt_x.y", "authd_rt_x.y", "....", "eyJ.eyJ.AAAA", "authd_rt_\x00.\xff", "a\u0085b"} {
 		f.Add(s)
 	}

@@ -1,4 +1,8 @@
-package oauth
+// Package clientcache keeps the store's client records in memory for a few
+// seconds: every token, introspection and revocation request authenticates
+// a client, and a database round trip for a record that almost never
+// changes is most of the cost of a client_credentials grant.
+package clientcache
 
 import (
 	"context"
@@ -10,19 +14,17 @@ import (
 	"github.com/authd/authd/storage"
 )
 
-// DefaultClientCacheTTL is how long a replica may keep using a client record
+// DefaultTTL is how long a replica may keep using a client record
 // that another process (another replica, the CLI) changed or deleted.
-const DefaultClientCacheTTL = 5 * time.Second
+const DefaultTTL = 5 * time.Second
 
-// clientCacheMax bounds the cached clients, and separately the remembered
+// maxEntries bounds the cached clients, and separately the remembered
 // unknown ids; past it that part of the cache starts over, so made-up ids
 // never evict known clients.
-const clientCacheMax = 10_000
+const maxEntries = 10_000
 
-// ClientCache is a storage.Store whose GetClient answers from memory: every
-// token, introspection and revocation request authenticates a client, and a
-// database round trip for a record that almost never changes is most of the
-// cost of a client_credentials grant. Everything else passes through.
+// Store is a storage.Store whose GetClient answers from memory (a cache of
+// client records); everything else passes through.
 //
 // Changes made through the cache (CreateClient, UpdateClient, DeleteClient,
 // e.g. by the admin API of this process) drop the entry at once. Changes made
@@ -34,7 +36,7 @@ const clientCacheMax = 10_000
 // exists; a client created by another process becomes usable on this
 // replica within the TTL. The cached record is shared: callers must not
 // modify its slices.
-type ClientCache struct {
+type Store struct {
 	storage.Store
 	ttl time.Duration
 	now func() time.Time
@@ -45,32 +47,32 @@ type ClientCache struct {
 }
 
 // errUnknownClient answers an id remembered as unknown.
-var errUnknownClient = fmt.Errorf("oauth: client %w (cached)", storage.ErrNotFound)
+var errUnknownClient = fmt.Errorf("clientcache: client %w (cached)", storage.ErrNotFound)
 
 type cachedClient struct {
 	c       storage.Client
 	expires time.Time
 }
 
-// NewClientCache caches st's clients for ttl (DefaultClientCacheTTL when
-// zero; a negative ttl turns caching off). now is the clock, time.Now when nil.
-func NewClientCache(st storage.Store, ttl time.Duration, now func() time.Time) *ClientCache {
+// New caches st's clients for ttl (DefaultTTL when zero; a negative ttl
+// turns caching off). now is the clock, time.Now when nil.
+func New(st storage.Store, ttl time.Duration, now func() time.Time) *Store {
 	if ttl == 0 {
-		ttl = DefaultClientCacheTTL
+		ttl = DefaultTTL
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &ClientCache{Store: st, ttl: ttl, now: now, clients: map[string]cachedClient{}, unknown: map[string]time.Time{}}
+	return &Store{Store: st, ttl: ttl, now: now, clients: map[string]cachedClient{}, unknown: map[string]time.Time{}}
 }
 
 // Unwrap returns the store the cache is in front of.
-func (cc *ClientCache) Unwrap() storage.Store { return cc.Store }
+func (cc *Store) Unwrap() storage.Store { return cc.Store }
 
 // GetClient returns the client, or storage.ErrNotFound, from memory when the
 // store was asked less than the TTL ago, else from the store. Inside a
 // transaction it always reads the store.
-func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client, error) {
+func (cc *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
 	if cc.ttl < 0 || txMarkFrom(ctx) != nil {
 		return cc.Store.GetClient(ctx, id)
 	}
@@ -95,13 +97,13 @@ func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client
 	cc.mu.Lock()
 	if err != nil {
 		delete(cc.clients, id)
-		if len(cc.unknown) >= clientCacheMax {
+		if len(cc.unknown) >= maxEntries {
 			clear(cc.unknown)
 		}
 		cc.unknown[id] = now.Add(cc.ttl)
 	} else {
 		delete(cc.unknown, id)
-		if len(cc.clients) >= clientCacheMax {
+		if len(cc.clients) >= maxEntries {
 			clear(cc.clients)
 		}
 		cc.clients[id] = cachedClient{c: c, expires: now.Add(cc.ttl)}
@@ -110,7 +112,7 @@ func (cc *ClientCache) GetClient(ctx context.Context, id string) (storage.Client
 	return c, err
 }
 
-func (cc *ClientCache) forget(ids ...string) {
+func (cc *Store) forget(ids ...string) {
 	cc.mu.Lock()
 	for _, id := range ids {
 		delete(cc.clients, id)
@@ -121,7 +123,7 @@ func (cc *ClientCache) forget(ids ...string) {
 
 // changed drops id now and, inside a transaction, once more when it ends: a
 // request outside the transaction may have cached the old record meanwhile.
-func (cc *ClientCache) changed(ctx context.Context, id string) {
+func (cc *Store) changed(ctx context.Context, id string) {
 	cc.forget(id)
 	if m := txMarkFrom(ctx); m != nil {
 		m.mu.Lock()
@@ -144,7 +146,7 @@ func txMarkFrom(ctx context.Context) *txMark {
 }
 
 // ended forgets the clients the transaction in ctx changed.
-func (cc *ClientCache) ended(ctx context.Context) {
+func (cc *Store) ended(ctx context.Context) {
 	if m := txMarkFrom(ctx); m != nil {
 		m.mu.Lock()
 		ids := m.ids
@@ -155,7 +157,7 @@ func (cc *ClientCache) ended(ctx context.Context) {
 
 // InTx runs fn in the store's transaction, marked so that GetClient bypasses
 // the cache inside it.
-func (cc *ClientCache) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+func (cc *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if txMarkFrom(ctx) != nil {
 		return cc.Store.InTx(ctx, fn)
 	}
@@ -168,7 +170,7 @@ func (cc *ClientCache) InTx(ctx context.Context, fn func(ctx context.Context) er
 }
 
 // BeginTx begins the store's transaction, marked like InTx's.
-func (cc *ClientCache) BeginTx(ctx context.Context) (context.Context, error) {
+func (cc *Store) BeginTx(ctx context.Context) (context.Context, error) {
 	tctx, err := cc.Store.BeginTx(ctx)
 	if err != nil {
 		return tctx, err
@@ -177,31 +179,31 @@ func (cc *ClientCache) BeginTx(ctx context.Context) (context.Context, error) {
 }
 
 // Commit commits the transaction in ctx.
-func (cc *ClientCache) Commit(ctx context.Context) error {
+func (cc *Store) Commit(ctx context.Context) error {
 	defer cc.ended(ctx)
 	return cc.Store.Commit(ctx)
 }
 
 // Rollback rolls the transaction in ctx back.
-func (cc *ClientCache) Rollback(ctx context.Context) error {
+func (cc *Store) Rollback(ctx context.Context) error {
 	defer cc.ended(ctx)
 	return cc.Store.Rollback(ctx)
 }
 
 // CreateClient stores c and drops any cached record of its id.
-func (cc *ClientCache) CreateClient(ctx context.Context, c storage.Client) error {
+func (cc *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	defer cc.changed(ctx, c.ID)
 	return cc.Store.CreateClient(ctx, c)
 }
 
 // UpdateClient updates the client and drops its cached record.
-func (cc *ClientCache) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
+func (cc *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
 	defer cc.changed(ctx, id)
 	return cc.Store.UpdateClient(ctx, id, fn)
 }
 
 // DeleteClient deletes the client and drops its cached record.
-func (cc *ClientCache) DeleteClient(ctx context.Context, id string) error {
+func (cc *Store) DeleteClient(ctx context.Context, id string) error {
 	defer cc.changed(ctx, id)
 	return cc.Store.DeleteClient(ctx, id)
 }
