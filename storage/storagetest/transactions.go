@@ -1,0 +1,125 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/authd/authd/storage"
+)
+
+func testTransactions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	exists := func(t *testing.T, id string) bool {
+		t.Helper()
+		_, err := s.GetUser(ctx, id)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("GetUser: %v", err)
+		}
+		return err == nil
+	}
+
+	t.Run("CommitKeeps", func(t *testing.T) {
+		u := newUser("commit")
+		txCtx, err := s.BeginTx(ctx)
+		mustNil(t, "BeginTx", err)
+		mustNil(t, "CreateUser", s.CreateUser(txCtx, u))
+		if _, err := s.GetUser(txCtx, u.ID); err != nil {
+			t.Errorf("GetUser in the transaction: %v", err)
+		}
+		if exists(t, u.ID) {
+			t.Error("uncommitted user visible outside the transaction")
+		}
+		mustNil(t, "Commit", s.Commit(txCtx))
+		if !exists(t, u.ID) {
+			t.Error("committed user not found")
+		}
+		mustNil(t, "Rollback after Commit", s.Rollback(txCtx))
+		if err := s.Commit(txCtx); err == nil {
+			t.Error("second Commit = nil; want an error")
+		}
+	})
+
+	t.Run("RollbackDiscards", func(t *testing.T) {
+		u := newUser("rollback")
+		txCtx, err := s.BeginTx(ctx)
+		mustNil(t, "BeginTx", err)
+		mustNil(t, "CreateUser", s.CreateUser(txCtx, u))
+		mustNil(t, "Rollback", s.Rollback(txCtx))
+		if exists(t, u.ID) {
+			t.Error("rolled back user found")
+		}
+		mustNil(t, "Rollback(twice)", s.Rollback(txCtx))
+		// The connection went back to the pool: a new transaction starts.
+		txCtx, err = s.BeginTx(ctx)
+		mustNil(t, "BeginTx after Rollback", err)
+		mustNil(t, "Rollback", s.Rollback(txCtx))
+	})
+
+	t.Run("BeginTwice", func(t *testing.T) {
+		txCtx, err := s.BeginTx(ctx)
+		mustNil(t, "BeginTx", err)
+		defer s.Rollback(txCtx) //nolint:errcheck
+		if _, err := s.BeginTx(txCtx); err == nil {
+			t.Error("BeginTx inside a transaction = nil error; want an error")
+		}
+		if err := s.Commit(ctx); err == nil {
+			t.Error("Commit without a transaction = nil error; want an error")
+		}
+	})
+
+	t.Run("InTx", func(t *testing.T) {
+		a, b := newUser("intx"), newUser("intx")
+		mustNil(t, "InTx", s.InTx(ctx, func(ctx context.Context) error {
+			if err := s.CreateUser(ctx, a); err != nil {
+				return err
+			}
+			// Nested: runs in the same transaction and sees a.
+			return s.InTx(ctx, func(ctx context.Context) error {
+				if _, err := s.GetUser(ctx, a.ID); err != nil {
+					return fmt.Errorf("nested InTx does not see the outer write: %w", err)
+				}
+				return s.CreateUser(ctx, b)
+			})
+		}))
+		if !exists(t, a.ID) || !exists(t, b.ID) {
+			t.Error("InTx did not commit")
+		}
+	})
+
+	t.Run("InTxFailureRollsBack", func(t *testing.T) {
+		a, b := newUser("intxfail"), newUser("intxfail")
+		fnErr := errors.New("fn failed")
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			if err := s.CreateUser(ctx, a); err != nil {
+				return err
+			}
+			if _, err := s.UpdateUser(ctx, a.ID, func(u *storage.User) error { u.FailedLogins = 1; return nil }); err != nil {
+				return err
+			}
+			if err := s.InTx(ctx, func(ctx context.Context) error { return s.CreateUser(ctx, b) }); err != nil {
+				return err
+			}
+			return fnErr
+		})
+		wantErr(t, "InTx", err, fnErr)
+		if exists(t, a.ID) || exists(t, b.ID) {
+			t.Error("writes of a failed InTx were kept")
+		}
+		// A failing statement inside (a conflict) fails the whole transaction.
+		c := newUser("intxfail")
+		mustNil(t, "CreateUser", s.CreateUser(ctx, c))
+		d := newUser("intxfail")
+		err = s.InTx(ctx, func(ctx context.Context) error {
+			if err := s.CreateUser(ctx, d); err != nil {
+				return err
+			}
+			return s.CreateUser(ctx, c)
+		})
+		wantErr(t, "InTx(conflict)", err, storage.ErrConflict)
+		if exists(t, d.ID) {
+			t.Error("write before a conflict was kept")
+		}
+	})
+}
