@@ -1,12 +1,10 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,11 +49,7 @@ func TestDenylistConformance(t *testing.T) {
 // process writes afterwards, reach the memory copy; another schema's do not.
 func TestDenylistFollowsOtherReplicas(t *testing.T) {
 	t.Parallel()
-	dsn := storagetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
-	if err := a.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a, b := replicas(t)
 	other := newStore(t) // its own schema, same database
 	ctx := t.Context()
 	exp := time.Now().Add(time.Hour)
@@ -100,14 +94,7 @@ func TestDenylistFollowsOtherReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A marker written after them: once it arrives, the others would have too.
-	marker := "marker-" + storagetest.RandomID(6)
-	if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: marker, ExpiresAt: exp}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the marker", func() bool {
-		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: marker})
-		return err == nil && got
-	})
+	waitRevoked(t, d, "the marker", revokeJTI(t, b, "marker"))
 	for _, v := range []string{rolled, gone, theirs} {
 		if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v}); err != nil || got {
 			t.Errorf("IsRevoked(%s) = %v, %v; want false", v, got, err)
@@ -157,11 +144,7 @@ func TestDenylistFallsBackToSQL(t *testing.T) {
 // replica's format (it carried the entry) wakes a read too.
 func TestDenylistMarksAndLostWakeUps(t *testing.T) {
 	t.Parallel()
-	dsn := storagetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
-	if err := a.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a, b := replicas(t)
 	ctx := t.Context()
 	d := a.NewDenylist()
 	postgres.SetDenylistPollEvery(d, 200*time.Millisecond)
@@ -208,16 +191,11 @@ SELECT pg_notify('authd_revoked_' || md5(current_schema()), 'jti 123 0 ' || $1)`
 // read), so they are shown to work too.
 func TestDenylistOutOfOrderCommits(t *testing.T) {
 	t.Parallel()
-	dsn := storagetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
-	if err := a.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a, b := replicas(t)
 	ctx := t.Context()
 	d := a.NewDenylist()
 	postgres.SetDenylistPollEvery(d, time.Hour)
 	runDenylist(t, d)
-	exp := time.Now().Add(time.Hour)
 
 	slow, err := b.Pool().Begin(ctx)
 	if err != nil {
@@ -228,28 +206,14 @@ func TestDenylistOutOfOrderCommits(t *testing.T) {
 	if _, err := slow.Exec(ctx, `INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', $1, now() + interval '1 hour')`, late); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 { // later transactions commit first, each read by the listener
-		v := fmt.Sprintf("early-%d-%s", i, storagetest.RandomID(6))
-		if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: v, ExpiresAt: exp}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "a woken read", func() bool {
-			got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v})
-			return err == nil && got
-		})
+	for range 3 { // later transactions commit first, each read by the listener
+		waitRevoked(t, d, "a woken read", revokeJTI(t, b, "early"))
 	}
 	if err := slow.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The next wake-up reads it.
-	marker := "marker-" + storagetest.RandomID(6)
-	if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: marker, ExpiresAt: exp}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the marker", func() bool {
-		got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: marker})
-		return err == nil && got
-	})
+	waitRevoked(t, d, "the marker", revokeJTI(t, b, "marker"))
 	if got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: late}); err != nil || !got || !d.Synced() {
 		t.Errorf("IsRevoked(committed out of order) = %v, %v (synced %v); want true from memory", got, err, d.Synced())
 	}
@@ -259,14 +223,10 @@ func TestDenylistOutOfOrderCommits(t *testing.T) {
 // was revoked since it began, and the listener says so (once a minute).
 func TestDenylistWarnsOfAHeldHorizon(t *testing.T) {
 	t.Parallel()
-	dsn := storagetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
-	if err := a.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a, b := replicas(t)
 	ctx := t.Context()
-	var logs syncBuffer
-	d := a.NewDenylist(postgres.WithDenylistLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	var warned atomic.Int32
+	d := a.NewDenylist(postgres.WithDenylistLogger(slog.New(warnings{text: "long-running transaction", n: &warned})))
 	postgres.SetDenylistBacklogWarn(d, 5)
 	runDenylist(t, d)
 
@@ -278,37 +238,54 @@ func TestDenylistWarnsOfAHeldHorizon(t *testing.T) {
 	if _, err := held.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil { // it has an id: the horizon stops here
 		t.Fatal(err)
 	}
-	exp := time.Now().Add(time.Hour)
-	for i := range 8 {
-		v := fmt.Sprintf("held-%d-%s", i, storagetest.RandomID(6))
-		if err := b.Revoke(ctx, storage.Revocation{Kind: storage.RevokedJTI, Value: v, ExpiresAt: exp}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "a revocation", func() bool {
-			got, err := d.IsRevoked(ctx, storage.TokenRef{JTI: v})
-			return err == nil && got
-		})
+	for range 8 {
+		waitRevoked(t, d, "a revocation", revokeJTI(t, b, "held"))
 	}
-	waitFor(t, "the warning", func() bool { return strings.Count(logs.String(), "long-running transaction") == 1 })
-	if !strings.Contains(logs.String(), `"level":"WARN"`) {
-		t.Errorf("log %s; want a WARN line", logs.String())
+	waitFor(t, "the warning", func() bool { return warned.Load() == 1 })
+}
+
+// warnings counts the warnings whose message holds text.
+type warnings struct {
+	text string
+	n    *atomic.Int32
+}
+
+func (w warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w warnings) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w warnings) WithGroup(string) slog.Handler                { return w }
+func (w warnings) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, w.text) {
+		w.n.Add(1)
 	}
+	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// replicas opens two stores on one new, migrated schema.
+func replicas(t *testing.T) (a, b *postgres.Store) {
+	t.Helper()
+	dsn := storagetest.PostgresDSN(t)
+	a, b = open(t, dsn), open(t, dsn)
+	if err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+// revokeJTI revokes a new jti named after prefix through st, for an hour.
+func revokeJTI(t *testing.T, st *postgres.Store, prefix string) string {
+	t.Helper()
+	v := prefix + "-" + storagetest.RandomID(8)
+	if err := st.Revoke(t.Context(), storage.Revocation{Kind: storage.RevokedJTI, Value: v, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// waitRevoked waits until d says the jti is revoked.
+func waitRevoked(t *testing.T, d *postgres.Denylist, what, jti string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		got, err := d.IsRevoked(t.Context(), storage.TokenRef{JTI: jti})
+		return err == nil && got
+	})
 }
