@@ -1,0 +1,118 @@
+package keys
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Sign returns a compact JWS over claims, which must be a JSON object, signed
+// with the current key; the header holds alg, kid and typ "at+jwt".
+func (m *Manager) Sign(ctx context.Context, claims []byte) (string, error) {
+	if len(claims) == 0 || claims[0] != '{' || !json.Valid(claims) {
+		return "", ErrInvalidClaims
+	}
+	set := m.set.Load()
+	token, err := set.signer.sign(claims)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign: %w", err)
+	}
+	if len(token) > MaxTokenSize {
+		return "", fmt.Errorf("%w: a token of %d bytes exceeds MaxTokenSize", ErrInvalidClaims, len(token))
+	}
+	return token, nil
+}
+
+// Verify checks that token is a compact JWS signed by one of the published
+// keys and returns its payload and the kid that signed it. The header must
+// hold exactly alg, kid and typ: alg must be the algorithm of the key kid
+// names, typ "at+jwt" or "application/at+jwt" (any case). Any other header
+// parameter (jku, x5u, x5c, jwk, crit, ...) is refused, as is a token larger
+// than MaxTokenSize. An unknown kid makes Verify reload the key set once (at
+// most once every few seconds across all callers) before failing with
+// ErrUnknownKey. Verify checks no claim: exp, nbf, iss, aud are the caller's.
+//
+// Every segment must be canonical base64url, so a token has one spelling;
+// but an ECDSA signature (r, s) has a twin (r, n-s) that verifies too, so
+// identify tokens by their jti, never by their string or signature.
+func (m *Manager) Verify(ctx context.Context, token string) (claims []byte, kid string, err error) {
+	if len(token) > MaxTokenSize {
+		return nil, "", &tokenError{reason: ErrTokenTooLarge}
+	}
+	enc, reason := splitCompact(token)
+	if reason != "" {
+		return nil, "", invalid(reason)
+	}
+	var buf [maxHeaderDecoded]byte
+	raw, ok := decodeSegment(buf[:], enc)
+	if !ok {
+		return nil, "", invalid("header too large")
+	}
+	h, reason := scanHeader(raw)
+	if reason != "" {
+		return nil, "", invalid(reason)
+	}
+	if !typOK(h.typ) {
+		return nil, "", invalid("typ is not at+jwt")
+	}
+	k := m.set.Load().keys[string(h.kid)]
+	if k == nil {
+		if k = m.reloadForKID(ctx, string(h.kid)); k == nil {
+			return nil, "", &tokenError{reason: ErrUnknownKey}
+		}
+	}
+	if string(h.alg) != k.alg {
+		return nil, "", invalid("alg does not match the key")
+	}
+
+	// splitCompact accepted exactly three canonical segments.
+	dot1 := len(enc)
+	dot2 := strings.LastIndexByte(token, '.')
+	if !checkSignature(k, token[:dot2], token[dot2+1:]) {
+		return nil, "", &tokenError{reason: ErrInvalidSignature}
+	}
+	payloadEnc := token[dot1+1 : dot2]
+	payload := make([]byte, base64.RawURLEncoding.DecodedLen(len(payloadEnc)))
+	payload, ok = decodeSegment(payload, payloadEnc)
+	if !ok {
+		return nil, "", invalid("malformed JWS")
+	}
+	return payload, k.id, nil
+}
+
+// reloadForKID reloads the key set for a kid the snapshot lacks, at most once
+// every unknownKIDReloadEvery whatever the number of callers, and returns the
+// key if it is now known.
+func (m *Manager) reloadForKID(ctx context.Context, kid string) *verifyKey {
+	limited := func() bool {
+		now, last := m.now().UnixNano(), m.lastKIDReload.Load()
+		return last != 0 && now >= last && now-last < int64(unknownKIDReloadEvery)
+	}
+	if limited() { // the cheap answer to a flood of made-up kids
+		return nil
+	}
+	ch := m.kidReload.DoChan("reload", func() (any, error) {
+		if limited() {
+			return nil, nil
+		}
+		// Shared by every waiting caller: one caller's cancellation must not fail the others.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unknownKIDReloadTimeout)
+		defer cancel()
+		err := m.Reload(rctx)
+		// Stamped when done: callers arriving meanwhile wait for this reload
+		// instead of being turned away by the limit.
+		m.lastKIDReload.Store(m.now().UnixNano())
+		if err != nil {
+			m.log.Warn("keys: reload for an unknown kid failed", "err", err)
+		}
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return nil
+	}
+	return m.set.Load().keys[kid]
+}
