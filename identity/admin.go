@@ -22,6 +22,9 @@ type Revoker interface {
 // ErrOwnAccount is returned when an admin tries to disable their own account.
 var ErrOwnAccount = errors.New("identity: an admin cannot disable their own account")
 
+// ErrDeleteOwnAccount is returned when an admin tries to delete their own account.
+var ErrDeleteOwnAccount = errors.New("identity: an admin cannot delete their own account")
+
 // CLIAdmin names the operator CLI as the admin of a change in the events it
 // records (the admin API names the admin's user id).
 const CLIAdmin = "cli"
@@ -83,6 +86,35 @@ func (s *Service) UpdateUser(ctx context.Context, userID string, ch UserChange, 
 		return storage.User{}, fmt.Errorf("identity: update user: %w", err)
 	}
 	return u, nil
+}
+
+// DeleteUser deletes the account in one transaction that first revokes
+// every token of the user through rv and then records auth.user_deleted
+// (naming admin). An admin cannot delete their own account
+// (ErrDeleteOwnAccount); an unknown id is storage.ErrNotFound.
+func (s *Service) DeleteUser(ctx context.Context, userID, admin string, m Meta, rv Revoker) error {
+	if admin == userID {
+		return ErrDeleteOwnAccount
+	}
+	if rv == nil {
+		return errors.New("identity: delete user: needs a Revoker")
+	}
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := rv.RevokeSubject(ctx, userID, ""); err != nil {
+			return err
+		}
+		if err := s.store.DeleteUser(ctx, userID); err != nil {
+			return err
+		}
+		return s.rec.Record(ctx, events.Event{
+			Type: events.UserDeleted, Subject: userID, ClientID: m.ClientID, IP: m.IP,
+			Data: map[string]any{"admin": admin},
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("identity: delete user: %w", err)
+	}
+	return nil
 }
 
 // SetRoles replaces the user's roles ("user" is always kept).

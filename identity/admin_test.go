@@ -146,3 +146,36 @@ func isField(err error, field string) bool {
 	var ve *ValidationError
 	return errors.As(err, &ve) && ve.Field == field
 }
+
+// DeleteUser revokes the user's tokens, deletes the account and records
+// auth.user_deleted naming the admin, all in one transaction; an admin
+// cannot delete their own account.
+func TestDeleteUser(t *testing.T) {
+	f := newFixture(t, Options{})
+	alice := f.createAlice(t)
+	rv := &revokes{}
+	if err := f.svc.DeleteUser(t.Context(), alice.ID, alice.ID, meta, rv); !errors.Is(err, ErrDeleteOwnAccount) {
+		t.Errorf("DeleteUser(own account) = %v; want ErrDeleteOwnAccount", err)
+	}
+	rv.fail = errors.New("revocation failed")
+	if err := f.svc.DeleteUser(t.Context(), alice.ID, CLIAdmin, meta, rv); err == nil {
+		t.Error("DeleteUser with a failing revocation = nil; want its error")
+	}
+	f.user(t, alice.ID) // still there: nothing was deleted
+	rv.fail, rv.subjects = nil, nil
+	if err := f.svc.DeleteUser(t.Context(), alice.ID, "admin-1", meta, rv); err != nil {
+		t.Fatalf("DeleteUser = %v", err)
+	}
+	if !slices.Equal(rv.subjects, []string{alice.ID}) {
+		t.Errorf("revoked %q; want alice's tokens once", rv.subjects)
+	}
+	if _, err := f.store.GetUser(t.Context(), alice.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetUser after DeleteUser = %v; want ErrNotFound", err)
+	}
+	if got := f.audit(t, events.UserDeleted); len(got) != 1 || got[0].UserID != alice.ID || got[0].data["admin"] != "admin-1" {
+		t.Errorf("auth.user_deleted entries = %+v; want one for alice naming admin-1", got)
+	}
+	if err := f.svc.DeleteUser(t.Context(), alice.ID, "admin-1", meta, rv); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("DeleteUser(deleted) = %v; want ErrNotFound", err)
+	}
+}

@@ -12,7 +12,6 @@ import (
 // Admin event types (audit trail and outbox), beside those of API.md.
 const (
 	eventUserUpdated   = events.UserUpdated
-	eventUserDeleted   = events.UserDeleted
 	eventClientCreated = events.ClientCreated
 	eventClientUpdated = events.ClientUpdated
 	eventClientDeleted = events.ClientDeleted

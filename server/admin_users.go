@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -71,21 +70,8 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 
 // deleteUser serves DELETE /api/v1/admin/users/{id}; the user's tokens die with it.
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["id"]
-	if admin, _ := s.adminMeta(r); admin == id {
-		writeProblem(w, r, http.StatusConflict, "An admin cannot delete their own account.")
-		return
-	}
-	err := s.cfg.Store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := s.cfg.OAuth.RevokeSubject(ctx, id, ""); err != nil {
-			return err
-		}
-		if err := s.cfg.Store.DeleteUser(ctx, id); err != nil {
-			return err
-		}
-		return s.record(ctx, r, eventUserDeleted, id, nil)
-	})
-	if err != nil {
+	admin, m := s.adminMeta(r)
+	if err := s.cfg.Identity.DeleteUser(r.Context(), mux.Vars(r)["id"], admin, m, s.cfg.OAuth); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -51,6 +51,8 @@ func answerFor(err error) apiAnswer {
 		return apiAnswer{http.StatusBadRequest, "current_password is wrong.", "current_password"}
 	case errors.Is(err, identity.ErrOwnAccount):
 		return apiAnswer{http.StatusConflict, "An admin cannot disable their own account.", "disabled"}
+	case errors.Is(err, identity.ErrDeleteOwnAccount):
+		return apiAnswer{http.StatusConflict, "An admin cannot delete their own account.", ""}
 	case errors.As(err, &tk):
 		return apiAnswer{http.StatusConflict, tk.field + " is already taken.", tk.field}
 	case errors.Is(err, storage.ErrConflict):

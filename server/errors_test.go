@@ -25,6 +25,7 @@ func TestAnswerFor(t *testing.T) {
 		{&oauth.ClientSpecError{Problems: []string{"a", "b"}}, http.StatusBadRequest, "Invalid client: a; b.", ""},
 		{identity.ErrWrongPassword, http.StatusBadRequest, "current_password is wrong.", "current_password"},
 		{identity.ErrOwnAccount, http.StatusConflict, "An admin cannot disable their own account.", "disabled"},
+		{identity.ErrDeleteOwnAccount, http.StatusConflict, "An admin cannot delete their own account.", ""},
 		{taken("client_id", storage.ErrConflict), http.StatusConflict, "client_id is already taken.", "client_id"},
 		{storage.ErrConflict, http.StatusConflict, "The resource already exists.", ""},
 		{storage.ErrNotFound, http.StatusNotFound, "No such resource.", ""},

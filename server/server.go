@@ -49,6 +49,7 @@ type Identity interface {
 	ChangePassword(ctx context.Context, userID, current, next string, m identity.Meta, also func(ctx context.Context) error) error
 	Unlock(ctx context.Context, userID string, m identity.Meta) (storage.User, error)
 	UpdateUser(ctx context.Context, userID string, ch identity.UserChange, admin string, m identity.Meta, rv identity.Revoker) (storage.User, error)
+	DeleteUser(ctx context.Context, userID, admin string, m identity.Meta, rv identity.Revoker) error
 }
 
 // Recorder records security events in the caller's transaction.
