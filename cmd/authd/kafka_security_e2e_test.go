@@ -2,18 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +14,7 @@ import (
 
 	"github.com/authd/authd/config"
 	"github.com/authd/authd/events/kafka"
+	"github.com/authd/authd/internal/testcert"
 )
 
 // TestEventsReachKafkaOverSASLAndTLS: serve publishes to a broker that takes
@@ -31,7 +22,8 @@ import (
 // never reaches the log.
 func TestEventsReachKafkaOverSASLAndTLS(t *testing.T) {
 	const user, password = "authd-relay", "kafka-password-for-the-e2e-test"
-	caFile, cert := kafkaTestCert(t)
+	tc := testcert.New(t)
+	caFile, cert := tc.CertFile, tc.TLS
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
 		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", user, password),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
@@ -85,27 +77,4 @@ func TestKafkaSettingsAgree(t *testing.T) {
 	if !slices.Equal(config.KafkaSASLMechanisms, kafka.Mechanisms()) {
 		t.Errorf("config.KafkaSASLMechanisms = %v; events/kafka speaks %v", config.KafkaSASLMechanisms, kafka.Mechanisms())
 	}
-}
-
-func kafkaTestCert(t *testing.T) (string, tls.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kfake"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kafka-ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -2,15 +2,7 @@ package kafka_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,13 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/authd/authd/events/kafka"
+	"github.com/authd/authd/internal/testcert"
 	"github.com/authd/authd/storage"
 )
 
 const saslPassword = "kafka-sasl-password-never-shown"
 
 func TestSecurityOptions(t *testing.T) {
-	ca, _ := selfSigned(t)
+	ca := testcert.New(t).CertFile
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
@@ -76,7 +69,8 @@ func TestSecurityOptions(t *testing.T) {
 // takes only TLS with the given SASL mechanism, and is refused with a wrong
 // password or without TLS.
 func TestSecurityAgainstBroker(t *testing.T) {
-	caFile, cert := selfSigned(t)
+	tc := testcert.New(t)
+	caFile, cert := tc.CertFile, tc.TLS
 	for _, mech := range kafka.Mechanisms() {
 		t.Run(mech, func(t *testing.T) {
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
@@ -115,31 +109,4 @@ func TestSecurityAgainstBroker(t *testing.T) {
 			}
 		})
 	}
-}
-
-// selfSigned makes a CA-signed-itself certificate for 127.0.0.1 and returns
-// the PEM file of its certificate and the TLS certificate.
-func selfSigned(t *testing.T) (string, tls.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kfake"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
