@@ -63,12 +63,14 @@ func devSecret(dataDir string) (string, error) {
 	return s, f.Close()
 }
 
-// openStore opens the SQL store named by the database URL.
-func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
+// openStore opens the SQL store named by the database URL; the store logs
+// its migrations and, on PostgreSQL, a denylist wake-up it could not send,
+// to log.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Store, error) {
 	if p, ok := cfg.SQLitePath(); ok {
-		return sqlite.New(ctx, p)
+		return sqlite.New(ctx, p, sqlite.WithLogger(log))
 	}
-	return postgres.New(ctx, cfg.DatabaseURL)
+	return postgres.New(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -109,7 +111,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool
 // are counted in m (when not nil).
 func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool, m *server.Metrics, ph *phases) (*deps, error) {
 	d := &deps{cfg: cfg, log: log, metrics: m, phases: ph}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 	}

@@ -43,7 +43,7 @@ func (e *env) migrateCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		st, err := openStore(cmd.Context(), cfg)
+		st, err := openStore(cmd.Context(), cfg, slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err != nil {
 			return err
 		}
