@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at, dpop_bound`
@@ -30,19 +31,12 @@ func scanClient(row pgx.Row) (storage.Client, error) {
 	return c, nil
 }
 
-func nullBytes(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
 // CreateClient stores a new client; CreatedAt defaults to now.
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.now()
 	}
-	_, err := s.q(ctx).Exec(ctx, qInsertClient, c.ID, c.Name, nullBytes(c.SecretHash), c.Public,
+	_, err := s.q(ctx).Exec(ctx, qInsertClient, c.ID, c.Name, sqlstore.NullBytes(c.SecretHash), c.Public,
 		orEmpty(c.GrantTypes), orEmpty(c.Scopes), orEmpty(c.Audience), c.Introspect, c.CreatedAt.UTC(), c.DPoPBound)
 	return wrap("create client", err)
 }
@@ -77,7 +71,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 			return err
 		}
 		c.ID, c.CreatedAt = id, created
-		_, err = q.Exec(ctx, qUpdateClient, id, c.Name, nullBytes(c.SecretHash), c.Public,
+		_, err = q.Exec(ctx, qUpdateClient, id, c.Name, sqlstore.NullBytes(c.SecretHash), c.Public,
 			orEmpty(c.GrantTypes), orEmpty(c.Scopes), orEmpty(c.Audience), c.Introspect, c.DPoPBound)
 		return err
 	})

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -109,32 +108,8 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
 // ListAudit returns the entries matching f, newest first (at most f.Limit,
 // default 100).
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEntry, error) {
-	var (
-		sb   strings.Builder
-		args []any
-	)
-	sb.WriteString(`SELECT id, time, type, user_id, client_id, ip, data FROM audit WHERE true`)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		sb.WriteString(` AND ` + cond + ` $` + strconv.Itoa(len(args)))
-	}
-	if f.UserID != "" {
-		add("user_id =", f.UserID)
-	}
-	if f.Type != "" {
-		add("type =", f.Type)
-	}
-	if !f.Since.IsZero() {
-		add("time >=", f.Since.UTC())
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	args = append(args, limit)
-	sb.WriteString(` ORDER BY time DESC, id DESC LIMIT $` + strconv.Itoa(len(args)))
-
-	rows, err := s.q(ctx).Query(ctx, sb.String(), args...)
+	query, args := s.dialect.AuditQuery(f)
+	rows, err := s.q(ctx).Query(ctx, query, args...)
 	if err != nil {
 		return nil, wrap("list audit", err)
 	}
@@ -242,25 +217,12 @@ ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE dpop_proo
 func (s *Store) Purge(ctx context.Context, now time.Time, r storage.Retention) (int64, error) {
 	var n int64
 	err := s.withTx(ctx, func(q *pipeTx) error {
-		for _, st := range []struct {
-			sql    string
-			before time.Time
-		}{
-			{`DELETE FROM refresh_tokens WHERE expires_at < $1`, now},
-			{`DELETE FROM revocations WHERE expires_at < $1`, now},
-			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`, now},
-			{`DELETE FROM dpop_proofs WHERE expires_at < $1`, now},
-			{`DELETE FROM outbox WHERE sent_at < $1`, storage.PurgeBefore(now, r.SentOutbox)},
-			{`DELETE FROM outbox WHERE sent_at IS NULL AND created_at < $1`, storage.PurgeBefore(now, r.UnsentOutbox)},
-			{`DELETE FROM audit WHERE time < $1`, storage.PurgeBefore(now, r.Audit)},
-		} {
-			tag, err := q.Exec(ctx, st.sql, st.before.UTC())
-			if err != nil {
-				return err
-			}
-			n += tag.RowsAffected()
-		}
-		return nil
+		var err error
+		n, err = s.dialect.Purge(ctx, func(ctx context.Context, query string, args ...any) (int64, error) {
+			tag, err := q.Exec(ctx, query, args...)
+			return tag.RowsAffected(), err
+		}, now, r)
+		return err
 	})
 	if err != nil {
 		return 0, wrap("purge", err)

@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"path"
 	"runtime"
 	"strings"
 	"syscall"
@@ -30,16 +29,18 @@ import (
 
 	"github.com/authd/authd/migrations"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 var _ storage.Store = (*Store)(nil)
 
 // Store is a storage.Store on a PostgreSQL connection pool.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
-	log  *slog.Logger
-	ann  *announcer // wakes the replicas' denylists after a revocation commits
+	pool    *pgxpool.Pool
+	dialect sqlstore.Dialect
+	now     func() time.Time
+	log     *slog.Logger
+	ann     *announcer // wakes the replicas' denylists after a revocation commits
 }
 
 // Option configures New.
@@ -87,7 +88,17 @@ func New(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool, now: o.now, log: o.log, ann: newAnnouncer(pool, o.log)}, nil
+	return &Store{pool: pool, dialect: dialect(), now: o.now, log: o.log, ann: newAnnouncer(pool, o.log)}, nil
+}
+
+// dialect is how PostgreSQL spells the queries sqlstore assembles: numbered
+// parameters, timestamptz, and ILIKE, which folds the case of any script.
+func dialect() sqlstore.Dialect {
+	return sqlstore.Dialect{
+		Placeholder: sqlstore.Numbered,
+		Time:        func(t time.Time) any { return t.UTC() },
+		UserSearch:  `username ILIKE ? OR email ILIKE ?`,
+	}
 }
 
 // Ping checks that the database answers.
@@ -112,19 +123,10 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// txKey is the context key of the transaction in progress.
-type txKey struct{}
-
-type txState struct {
-	store *Store // a transaction only serves the store that began it
-	tx    *pipeTx
-}
-
+// tx returns the transaction of s in ctx, or nil.
 func (s *Store) tx(ctx context.Context) *pipeTx {
-	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.store == s {
-		return st.tx
-	}
-	return nil
+	tx, _ := sqlstore.TxFrom[*pipeTx](ctx, s)
+	return tx
 }
 
 // q returns the transaction in ctx, or the pool.
@@ -148,7 +150,7 @@ func (s *Store) deferExec(ctx context.Context, sql string, args ...any) error {
 }
 
 func (s *Store) withTxState(ctx context.Context, tx *pipeTx) context.Context {
-	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx})
+	return sqlstore.WithTx(ctx, s, tx)
 }
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
@@ -279,19 +281,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]storage.MigrationState, 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migration status: %w", err)
 	}
-	out := make([]storage.MigrationState, 0, len(st))
-	for _, m := range st {
-		ms := storage.MigrationState{
-			Version: m.Source.Version,
-			Name:    path.Base(m.Source.Path),
-			Applied: m.State == goose.StateApplied,
-		}
-		if ms.Applied && !m.AppliedAt.IsZero() {
-			ms.AppliedAt = m.AppliedAt.UTC()
-		}
-		out = append(out, ms)
-	}
-	return out, nil
+	return sqlstore.MigrationStates(st), nil
 }
 
 // upToDate reports whether every embedded migration is applied, from goose's
@@ -357,24 +347,11 @@ func nullTime(t time.Time) any {
 	return t.UTC()
 }
 
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 func orEmpty(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
 	return s
-}
-
-// likePattern turns a search string into an ILIKE substring pattern.
-func likePattern(q string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(q) + "%"
 }
 
 // notNil keeps NOT NULL byte columns from receiving NULL.

@@ -3,19 +3,18 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
-const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, pending_logins, locked_until,
-created_at, updated_at`
-
 const (
+	userColumns = sqlstore.UserColumns
+
 	qInsertUser = `INSERT INTO users (` + userColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 	qGetUser    = `SELECT ` + userColumns + ` FROM users WHERE id = $1`
 	// A username match wins over an email match.
@@ -56,7 +55,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.q(ctx).Exec(ctx, qInsertUser, u.ID, u.Username, nullString(u.Email), u.PasswordHash,
+	_, err := s.q(ctx).Exec(ctx, qInsertUser, u.ID, u.Username, sqlstore.NullString(u.Email), u.PasswordHash,
 		orEmpty(u.Roles), u.Disabled, u.FailedLogins, u.PendingLogins, nullTime(u.LockedUntil), u.CreatedAt.UTC(),
 		u.UpdatedAt.UTC())
 	return wrap("create user", err)
@@ -96,7 +95,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 		u.ID = id
 		u.Username = strings.ToLower(u.Username)
 		u.UpdatedAt = s.now().UTC()
-		_, err = q.Exec(ctx, qUpdateUser, id, u.Username, nullString(u.Email), u.PasswordHash, orEmpty(u.Roles),
+		_, err = q.Exec(ctx, qUpdateUser, id, u.Username, sqlstore.NullString(u.Email), u.PasswordHash, orEmpty(u.Roles),
 			u.Disabled, u.FailedLogins, u.PendingLogins, nullTime(u.LockedUntil), u.UpdatedAt)
 		return err
 	})
@@ -139,28 +138,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // ListUsers returns a page of users ordered by id; next is the cursor of the
 // following page, empty on the last one.
 func (s *Store) ListUsers(ctx context.Context, q storage.UserQuery) ([]storage.User, string, error) {
-	limit := q.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	var (
-		sb   strings.Builder
-		args []any
-	)
-	sb.WriteString(`SELECT ` + userColumns + ` FROM users WHERE true`)
-	if q.Cursor != "" {
-		args = append(args, q.Cursor)
-		sb.WriteString(` AND id > $` + strconv.Itoa(len(args)))
-	}
-	if q.Query != "" {
-		args = append(args, likePattern(q.Query))
-		n := strconv.Itoa(len(args))
-		sb.WriteString(` AND (username ILIKE $` + n + ` OR email ILIKE $` + n + `)`)
-	}
-	args = append(args, limit+1)
-	sb.WriteString(` ORDER BY id LIMIT $` + strconv.Itoa(len(args)))
-
-	rows, err := s.q(ctx).Query(ctx, sb.String(), args...)
+	page := s.dialect.UserPage(q)
+	rows, err := s.q(ctx).Query(ctx, page.Query, page.Args...)
 	if err != nil {
 		return nil, "", wrap("list users", err)
 	}
@@ -168,24 +147,12 @@ func (s *Store) ListUsers(ctx context.Context, q storage.UserQuery) ([]storage.U
 	if err != nil {
 		return nil, "", wrap("list users", err)
 	}
-	var next string
-	if len(users) > limit {
-		users = users[:limit]
-		next = users[limit-1].ID
-	}
+	users, next := page.Cut(users)
 	return users, next, nil
 }
 
 // collect scans every row with scan and closes rows.
 func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return sqlstore.Collect(rows, func(row sqlstore.Scanner) (T, error) { return scan(row) })
 }

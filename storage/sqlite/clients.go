@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at, dpop_bound`
@@ -46,7 +47,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.now()
 	}
-	_, err := s.q(ctx).ExecContext(ctx, qInsertClient, c.ID, c.Name, nullBytes(c.SecretHash), c.Public,
+	_, err := s.q(ctx).ExecContext(ctx, qInsertClient, c.ID, c.Name, sqlstore.NullBytes(c.SecretHash), c.Public,
 		jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, nanos(c.CreatedAt), c.DPoPBound)
 	return wrap("create client", err)
 }
@@ -81,7 +82,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 			return err
 		}
 		c.ID, c.CreatedAt = id, created
-		_, err = q.ExecContext(ctx, qUpdateClient, c.Name, nullBytes(c.SecretHash), c.Public,
+		_, err = q.ExecContext(ctx, qUpdateClient, c.Name, sqlstore.NullBytes(c.SecretHash), c.Public,
 			jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, c.DPoPBound, id)
 		return err
 	})

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"time"
 
 	"github.com/authd/authd/storage"
@@ -91,31 +90,8 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEntry) error {
 // ListAudit returns the entries matching f, newest first (at most f.Limit,
 // default 100).
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEntry, error) {
-	var (
-		sb   strings.Builder
-		args []any
-	)
-	sb.WriteString(`SELECT id, time, type, user_id, client_id, ip, data FROM audit WHERE 1`)
-	if f.UserID != "" {
-		sb.WriteString(` AND user_id = ?`)
-		args = append(args, f.UserID)
-	}
-	if f.Type != "" {
-		sb.WriteString(` AND type = ?`)
-		args = append(args, f.Type)
-	}
-	if !f.Since.IsZero() {
-		sb.WriteString(` AND time >= ?`)
-		args = append(args, nanos(f.Since))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	sb.WriteString(` ORDER BY time DESC, id DESC LIMIT ?`)
-	args = append(args, limit)
-
-	rows, err := s.q(ctx).QueryContext(ctx, sb.String(), args...)
+	query, args := s.dialect.AuditQuery(f)
+	rows, err := s.q(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, wrap("list audit", err)
 	}
@@ -248,29 +224,15 @@ ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_proo
 func (s *Store) Purge(ctx context.Context, now time.Time, r storage.Retention) (int64, error) {
 	var n int64
 	err := s.withTx(ctx, func(q querier) error {
-		for _, st := range []struct {
-			sql    string
-			before time.Time
-		}{
-			{`DELETE FROM refresh_tokens WHERE expires_at < ?`, now},
-			{`DELETE FROM revocations WHERE expires_at < ?`, now},
-			{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`, now},
-			{`DELETE FROM dpop_proofs WHERE expires_at < ?`, now},
-			{`DELETE FROM outbox WHERE sent_at < ?`, storage.PurgeBefore(now, r.SentOutbox)},
-			{`DELETE FROM outbox WHERE sent_at IS NULL AND created_at < ?`, storage.PurgeBefore(now, r.UnsentOutbox)},
-			{`DELETE FROM audit WHERE time < ?`, storage.PurgeBefore(now, r.Audit)},
-		} {
-			res, err := q.ExecContext(ctx, st.sql, nanos(st.before))
+		var err error
+		n, err = s.dialect.Purge(ctx, func(ctx context.Context, query string, args ...any) (int64, error) {
+			res, err := q.ExecContext(ctx, query, args...)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += k
-		}
-		return nil
+			return res.RowsAffected()
+		}, now, r)
+		return err
 	})
 	if err != nil {
 		return 0, wrap("purge", err)

@@ -17,7 +17,6 @@ import (
 	"math"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -29,16 +28,18 @@ import (
 
 	"github.com/authd/authd/migrations"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 var _ storage.Store = (*Store)(nil)
 
 // Store is a storage.Store on one SQLite database file.
 type Store struct {
-	db    *sql.DB
-	stmts stmtCache
-	now   func() time.Time
-	log   *slog.Logger
+	db      *sql.DB
+	stmts   stmtCache
+	dialect sqlstore.Dialect
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 // Option configures New.
@@ -87,7 +88,19 @@ func New(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{db: db, now: o.now, log: o.log}, nil
+	return &Store{db: db, dialect: dialect(), now: o.now, log: o.log}, nil
+}
+
+// dialect is how SQLite spells the queries sqlstore assembles: parameters
+// bound in order, times in unix nanoseconds, and LIKE on the lowercased
+// username and email (LIKE folds the case of ASCII letters only).
+func dialect() sqlstore.Dialect {
+	return sqlstore.Dialect{
+		Placeholder: sqlstore.Positional,
+		Time:        func(t time.Time) any { return nanos(t) },
+		UserSearch:  `username LIKE ? ESCAPE '\' OR email_lower LIKE ? ESCAPE '\'`,
+		FoldSearch:  true,
+	}
 }
 
 // Ping checks that the database answers.
@@ -114,19 +127,10 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// txKey is the context key of the transaction in progress.
-type txKey struct{}
-
-type txState struct {
-	store *Store // a transaction only serves the store that began it
-	tx    *sql.Tx
-}
-
+// tx returns the transaction of s in ctx, or nil.
 func (s *Store) tx(ctx context.Context) *sql.Tx {
-	if st, ok := ctx.Value(txKey{}).(*txState); ok && st.store == s {
-		return st.tx
-	}
-	return nil
+	tx, _ := sqlstore.TxFrom[*sql.Tx](ctx, s)
+	return tx
 }
 
 // q returns the transaction in ctx, or the database, running queries as
@@ -147,7 +151,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 		return wrap("begin", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	if err := fn(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx})); err != nil {
+	if err := fn(sqlstore.WithTx(ctx, s, tx)); err != nil {
 		return err
 	}
 	return wrap("commit", tx.Commit())
@@ -178,7 +182,7 @@ func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
 	if err != nil {
 		return nil, wrap("begin", err)
 	}
-	return context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx}), nil
+	return sqlstore.WithTx(ctx, s, tx), nil
 }
 
 // Commit commits the transaction in ctx.
@@ -265,19 +269,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]storage.MigrationState, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: migration status: %w", err)
 	}
-	out := make([]storage.MigrationState, 0, len(st))
-	for _, m := range st {
-		ms := storage.MigrationState{
-			Version: m.Source.Version,
-			Name:    path.Base(m.Source.Path),
-			Applied: m.State == goose.StateApplied,
-		}
-		if ms.Applied && !m.AppliedAt.IsZero() {
-			ms.AppliedAt = m.AppliedAt.UTC()
-		}
-		out = append(out, ms)
-	}
-	return out, nil
+	return sqlstore.MigrationStates(st), nil
 }
 
 // upToDate reports whether every embedded migration is applied, from goose's
@@ -346,20 +338,6 @@ func fromNullNanos(n sql.NullInt64) time.Time {
 	return fromNanos(n.Int64)
 }
 
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nullBytes(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
 func notNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
@@ -384,27 +362,13 @@ func parseList(s string) ([]string, error) {
 	return l, nil
 }
 
-// likePattern turns a search string into a LIKE substring pattern (escape '\').
-func likePattern(q string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(q)) + "%"
-}
-
 // scanner is *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
+type scanner = sqlstore.Scanner
 
 // collect scans every row with scan and closes rows.
 func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return sqlstore.Collect(rows, scan)
 }
 
 // placeholders returns "?, ?, ..." for n arguments.

@@ -7,12 +7,12 @@ import (
 	"strings"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
-const userColumns = `id, username, email, password_hash, roles, disabled, failed_logins, pending_logins, locked_until,
-created_at, updated_at`
-
 const (
+	userColumns = sqlstore.UserColumns
+
 	qInsertUser = `INSERT INTO users (id, username, email, email_lower, password_hash, roles, disabled, failed_logins,
 pending_logins, locked_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
@@ -56,8 +56,8 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.q(ctx).ExecContext(ctx, qInsertUser, u.ID, u.Username, nullString(u.Email),
-		nullString(strings.ToLower(u.Email)), u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins,
+	_, err := s.q(ctx).ExecContext(ctx, qInsertUser, u.ID, u.Username, sqlstore.NullString(u.Email),
+		sqlstore.NullString(strings.ToLower(u.Email)), u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins,
 		u.PendingLogins, nullNanos(u.LockedUntil), nanos(u.CreatedAt), nanos(u.UpdatedAt))
 	return wrap("create user", err)
 }
@@ -98,7 +98,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 		u.ID = id
 		u.Username = strings.ToLower(u.Username)
 		u.UpdatedAt = s.now().UTC()
-		_, err = q.ExecContext(ctx, qUpdateUser, u.Username, nullString(u.Email), nullString(strings.ToLower(u.Email)),
+		_, err = q.ExecContext(ctx, qUpdateUser, u.Username, sqlstore.NullString(u.Email), sqlstore.NullString(strings.ToLower(u.Email)),
 			u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins, u.PendingLogins, nullNanos(u.LockedUntil),
 			nanos(u.UpdatedAt), id)
 		return err
@@ -123,28 +123,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // ListUsers returns a page of users ordered by id; next is the cursor of the
 // following page, empty on the last one.
 func (s *Store) ListUsers(ctx context.Context, q storage.UserQuery) ([]storage.User, string, error) {
-	limit := q.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	var (
-		sb   strings.Builder
-		args []any
-	)
-	sb.WriteString(`SELECT ` + userColumns + ` FROM users WHERE 1`)
-	if q.Cursor != "" {
-		sb.WriteString(` AND id > ?`)
-		args = append(args, q.Cursor)
-	}
-	if q.Query != "" {
-		sb.WriteString(` AND (username LIKE ? ESCAPE '\' OR email_lower LIKE ? ESCAPE '\')`)
-		p := likePattern(q.Query)
-		args = append(args, p, p)
-	}
-	sb.WriteString(` ORDER BY id LIMIT ?`)
-	args = append(args, limit+1)
-
-	rows, err := s.q(ctx).QueryContext(ctx, sb.String(), args...)
+	page := s.dialect.UserPage(q)
+	rows, err := s.q(ctx).QueryContext(ctx, page.Query, page.Args...)
 	if err != nil {
 		return nil, "", wrap("list users", err)
 	}
@@ -152,11 +132,7 @@ func (s *Store) ListUsers(ctx context.Context, q storage.UserQuery) ([]storage.U
 	if err != nil {
 		return nil, "", wrap("list users", err)
 	}
-	var next string
-	if len(users) > limit {
-		users = users[:limit]
-		next = users[limit-1].ID
-	}
+	users, next := page.Cut(users)
 	return users, next, nil
 }
 
