@@ -48,13 +48,7 @@ func scanUser(row pgx.Row) (storage.User, error) {
 // CreateUser stores a new user; the username is lowercased. CreatedAt and
 // UpdatedAt default to now.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	u.Username = strings.ToLower(u.Username)
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = s.now()
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = u.CreatedAt
-	}
+	u = sqlstore.NewUser(u, s.now)
 	_, err := s.q(ctx).Exec(ctx, qInsertUser, u.ID, u.Username, sqlstore.NullString(u.Email), u.PasswordHash,
 		orEmpty(u.Roles), u.Disabled, u.FailedLogins, u.PendingLogins, nullTime(u.LockedUntil), u.CreatedAt.UTC(),
 		u.UpdatedAt.UTC())
@@ -92,9 +86,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 		if err := fn(&u); err != nil {
 			return err
 		}
-		u.ID = id
-		u.Username = strings.ToLower(u.Username)
-		u.UpdatedAt = s.now().UTC()
+		u = sqlstore.UpdatedUser(u, id, s.now())
 		_, err = q.Exec(ctx, qUpdateUser, id, u.Username, sqlstore.NullString(u.Email), u.PasswordHash, orEmpty(u.Roles),
 			u.Disabled, u.FailedLogins, u.PendingLogins, nullTime(u.LockedUntil), u.UpdatedAt)
 		return err

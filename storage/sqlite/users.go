@@ -49,13 +49,7 @@ func scanUser(row scanner) (storage.User, error) {
 // CreateUser stores a new user; the username is lowercased. CreatedAt and
 // UpdatedAt default to now.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	u.Username = strings.ToLower(u.Username)
-	if u.CreatedAt.IsZero() {
-		u.CreatedAt = s.now()
-	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = u.CreatedAt
-	}
+	u = sqlstore.NewUser(u, s.now)
 	_, err := s.q(ctx).ExecContext(ctx, qInsertUser, u.ID, u.Username, sqlstore.NullString(u.Email),
 		sqlstore.NullString(strings.ToLower(u.Email)), u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins,
 		u.PendingLogins, nullNanos(u.LockedUntil), nanos(u.CreatedAt), nanos(u.UpdatedAt))
@@ -95,9 +89,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 		if err := fn(&u); err != nil {
 			return err
 		}
-		u.ID = id
-		u.Username = strings.ToLower(u.Username)
-		u.UpdatedAt = s.now().UTC()
+		u = sqlstore.UpdatedUser(u, id, s.now())
 		_, err = q.ExecContext(ctx, qUpdateUser, u.Username, sqlstore.NullString(u.Email), sqlstore.NullString(strings.ToLower(u.Email)),
 			u.PasswordHash, jsonList(u.Roles), u.Disabled, u.FailedLogins, u.PendingLogins, nullNanos(u.LockedUntil),
 			nanos(u.UpdatedAt), id)
