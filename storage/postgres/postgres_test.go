@@ -42,27 +42,7 @@ func TestConformance(t *testing.T) {
 func TestConcurrentMigrate(t *testing.T) {
 	t.Parallel()
 	dsn := storagetest.PostgresDSN(t)
-	stores := []*postgres.Store{open(t, dsn), open(t, dsn), open(t, dsn)}
-	errs := make([]error, len(stores))
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("Migrate #%d: %v", i, err)
-		}
-	}
-	st, err := stores[0].MigrationStatus(t.Context())
-	if err != nil {
-		t.Fatalf("MigrationStatus: %v", err)
-	}
-	for _, m := range st {
-		if !m.Applied {
-			t.Errorf("migration %s not applied", m.Name)
-		}
-	}
+	storagetest.ConcurrentMigrate(t, open(t, dsn), open(t, dsn), open(t, dsn))
 }
 
 func TestStatusBeforeMigrate(t *testing.T) {

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"errors"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,29 +38,7 @@ func TestConformance(t *testing.T) {
 func TestConcurrentMigrate(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "authd.db") // New creates the directories
-	stores := []*sqlite.Store{open(t, path), open(t, path), open(t, path)}
-	errs := make([]error, len(stores))
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("Migrate #%d: %v", i, err)
-		}
-	}
-	for i, s := range stores {
-		st, err := s.MigrationStatus(t.Context())
-		if err != nil {
-			t.Fatalf("MigrationStatus #%d: %v", i, err)
-		}
-		for _, m := range st {
-			if !m.Applied {
-				t.Errorf("store #%d: migration %s not applied", i, m.Name)
-			}
-		}
-	}
+	storagetest.ConcurrentMigrate(t, open(t, path), open(t, path), open(t, path))
 }
 
 // A writer that cannot get the lock within the busy timeout fails with ErrSerialization.
