@@ -3,10 +3,6 @@ package keys
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"strings"
 	"testing"
 
@@ -74,51 +70,5 @@ func TestCompactJWSInteroperatesWithGoJose(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// R and S shorter than 32 bytes (leading zeros) and with the high bit set
-// survive the round trip between the JWS and the ASN.1 forms.
-func TestECDSASignatureForms(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := map[string][]byte{
-		"leading zero bytes": append(append(make([]byte, 3), bytes.Repeat([]byte{0x11}, 29)...), append([]byte{0, 0x7f}, bytes.Repeat([]byte{0x22}, 30)...)...),
-		"high bits set":      bytes.Repeat([]byte{0xff}, 64),
-		"mixed":              append(bytes.Repeat([]byte{0x80}, 32), bytes.Repeat([]byte{0x01}, 32)...),
-	}
-	for name, raw := range cases {
-		var buf [72]byte
-		der := rawToDER(raw, buf[:])
-		if der == nil {
-			t.Fatalf("%s: rawToDER = nil", name)
-		}
-		back := make([]byte, 64)
-		if err := derToRaw(der, back); err != nil || !bytes.Equal(back, raw) {
-			t.Errorf("%s: derToRaw(rawToDER(x)) = %x, %v; want %x", name, back, err, raw)
-		}
-	}
-	var buf [72]byte
-	if der := rawToDER(make([]byte, 64), buf[:]); der != nil {
-		t.Errorf("rawToDER(zero R and S) = %x; want nil", der)
-	}
-
-	// A real signature converts and still verifies.
-	d := sha256.Sum256([]byte("payload"))
-	der, err := ecdsa.SignASN1(rand.Reader, key, d[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := make([]byte, 64)
-	if err := derToRaw(der, raw); err != nil {
-		t.Fatal(err)
-	}
-	if !ecdsa.VerifyASN1(&key.PublicKey, d[:], rawToDER(raw, buf[:])) {
-		t.Error("signature converted to R || S and back does not verify")
-	}
-	if err := derToRaw([]byte{0x30, 0x03, 0x02, 0x01}, raw); err == nil {
-		t.Error("derToRaw accepted a truncated signature")
 	}
 }

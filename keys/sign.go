@@ -2,11 +2,16 @@ package keys
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/authd/authd/internal/jws"
 )
+
+// MaxTokenSize is the longest token Verify parses; longer ones are rejected
+// before any decoding.
+const MaxTokenSize = 8 << 10
 
 // Sign returns a compact JWS over claims, which must be a JSON object, signed
 // with the current key; the header holds alg, kid and typ "at+jwt".
@@ -41,43 +46,28 @@ func (m *Manager) Verify(ctx context.Context, token string) (claims []byte, kid 
 	if len(token) > MaxTokenSize {
 		return nil, "", &tokenError{reason: ErrTokenTooLarge}
 	}
-	enc, reason := splitCompact(token)
-	if reason != "" {
-		return nil, "", invalid(reason)
+	t, err := jws.Parse(token, jws.ES256|jws.RS256|jws.EdDSA)
+	if err != nil {
+		return nil, "", invalid(err.Error())
 	}
-	var buf [maxHeaderDecoded]byte
-	raw, ok := decodeSegment(buf[:], enc)
-	if !ok {
-		return nil, "", invalid("header too large")
-	}
-	h, reason := scanHeader(raw)
-	if reason != "" {
-		return nil, "", invalid(reason)
-	}
-	if !typOK(h.typ) {
+	if !t.TypIs(tokenType) {
 		return nil, "", invalid("typ is not at+jwt")
 	}
-	k := m.set.Load().keys[string(h.kid)]
+	k := m.set.Load().keys[string(t.Kid())]
 	if k == nil {
-		if k = m.reloadForKID(ctx, string(h.kid)); k == nil {
+		if k = m.reloadForKID(ctx, string(t.Kid())); k == nil {
 			return nil, "", &tokenError{reason: ErrUnknownKey}
 		}
 	}
-	if string(h.alg) != k.alg {
+	if t.Alg().String() != k.alg {
 		return nil, "", invalid("alg does not match the key")
 	}
-
-	// splitCompact accepted exactly three canonical segments.
-	dot1 := len(enc)
-	dot2 := strings.LastIndexByte(token, '.')
-	if !checkSignature(k, token[:dot2], token[dot2+1:]) {
+	payload, err := t.Verify(k.pub)
+	if errors.Is(err, jws.ErrSignature) {
 		return nil, "", &tokenError{reason: ErrInvalidSignature}
 	}
-	payloadEnc := token[dot1+1 : dot2]
-	payload := make([]byte, base64.RawURLEncoding.DecodedLen(len(payloadEnc)))
-	payload, ok = decodeSegment(payload, payloadEnc)
-	if !ok {
-		return nil, "", invalid("malformed JWS")
+	if err != nil {
+		return nil, "", invalid(err.Error())
 	}
 	return payload, k.id, nil
 }

@@ -7,8 +7,9 @@ import (
 )
 
 // TestDependencies keeps verify importable by any service: no package of
-// authd's but verify itself and internal/dpop (a leaf: DPoP proof checks),
-// and outside the standard library only go-jose and x/sync.
+// authd's but verify itself, internal/dpop (a leaf: DPoP proof checks) and
+// internal/jws (a leaf: compact JWS), and outside the standard library only
+// go-jose and x/sync.
 func TestDependencies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go command")
@@ -26,7 +27,8 @@ func TestDependencies(t *testing.T) {
 	var seen []string
 	for dep := range strings.FieldsSeq(string(out)) {
 		seen = append(seen, dep)
-		if dep == "github.com/authd/authd/verify" || dep == "github.com/authd/authd/internal/dpop" {
+		switch dep {
+		case "github.com/authd/authd/verify", "github.com/authd/authd/internal/dpop", "github.com/authd/authd/internal/jws":
 			continue
 		}
 		if strings.HasPrefix(dep, "github.com/authd/authd/") || dep == "github.com/authd/authd" {

@@ -6,8 +6,9 @@
 // refetches them, rate-limited, when a token names an unknown kid. Verify
 // checks a token per RFC 9068: size, alg against an allowlist and the key's
 // own alg, typ at+jwt, the signature, iss, aud, exp, nbf and iat with a small
-// leeway. Headers that point at other keys (jku, x5u, jwk, x5c) are never
-// followed, and crit is refused.
+// leeway. The header must hold alg, kid and typ and nothing else, as authd
+// writes it: a header that points at other keys (jku, x5u, jwk, x5c), crit,
+// or any other parameter is refused.
 //
 //	v, err := verify.New(ctx, verify.Config{
 //		Issuer:   "https://auth.example.com",

@@ -1,16 +1,12 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/asn1"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -19,6 +15,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authd/authd/internal/jws"
 )
 
 func TestRefreshInterval(t *testing.T) {
@@ -42,46 +40,6 @@ func TestRefreshInterval(t *testing.T) {
 	for _, tc := range cases {
 		if got := refreshInterval(tc.in); got != tc.want {
 			t.Errorf("refreshInterval(%q) = %v; want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestRawToDER(t *testing.T) {
-	cases := [][]byte{
-		append(bytes.Repeat([]byte{0xff}, 32), bytes.Repeat([]byte{0x01}, 32)...), // high bit: leading 0x00
-		append(append(make([]byte, 31), 5), append([]byte{0x7f}, make([]byte, 31)...)...),
-		make([]byte, 64), // zero integers: encoded as 0, refused by ecdsa
-	}
-	for range 50 {
-		sig := make([]byte, 64)
-		_, _ = rand.Read(sig)
-		cases = append(cases, sig)
-	}
-	for _, sig := range cases {
-		want, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf [72]byte
-		if got := rawToDER(&buf, sig); !bytes.Equal(got, want) {
-			t.Errorf("rawToDER(%x) = %x; want %x", sig, got, want)
-		}
-	}
-}
-
-func TestCanonicalTail(t *testing.T) {
-	for n := range 40 {
-		b := bytes.Repeat([]byte{0xa5}, n)
-		enc := []byte(base64.RawURLEncoding.EncodeToString(b))
-		if !canonicalTail(enc) {
-			t.Errorf("canonicalTail(%q) = false for a canonical encoding", enc)
-		}
-		if n%3 != 0 {
-			bad := bytes.Clone(enc)
-			bad[len(bad)-1]++ // sets an unused low bit ('A'+1, 'Q'+1, 'w'+1, ...)
-			if canonicalTail(bad) {
-				t.Errorf("canonicalTail(%q) = true for a non-canonical encoding", bad)
-			}
 		}
 	}
 }
@@ -141,7 +99,7 @@ func TestBackgroundRefresh(t *testing.T) {
 	clk := NewTestClock(time.Unix(1_800_000_000, 0))
 	var keys atomic.Pointer[keySet]
 	r := &remoteKeys{
-		url: srv.URL, client: srv.Client(), allowed: algES256 | algRS256 | algEdDSA,
+		url: srv.URL, client: srv.Client(), allowed: jws.ES256 | jws.RS256 | jws.EdDSA,
 		log: slog.New(slog.DiscardHandler), keys: &keys, minRefetch: 10 * time.Second, clock: clk.clock(),
 	}
 	if _, err := r.fetch(t.Context()); err != nil {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -20,40 +21,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/authd/authd/internal/jws"
 )
-
-// algSet is a set of the supported JWS algorithms.
-type algSet uint8
-
-const (
-	algES256 algSet = 1 << iota
-	algRS256
-	algEdDSA
-)
-
-func parseAlg(name string) (algSet, bool) {
-	switch name {
-	case "ES256":
-		return algES256, true
-	case "RS256":
-		return algRS256, true
-	case "EdDSA":
-		return algEdDSA, true
-	}
-	return 0, false
-}
-
-func (a algSet) String() string {
-	switch a {
-	case algES256:
-		return "ES256"
-	case algRS256:
-		return "RS256"
-	case algEdDSA:
-		return "EdDSA"
-	}
-	return "alg(" + strconv.Itoa(int(a)) + ")"
-}
 
 const (
 	minRSABits       = 2048
@@ -67,10 +37,8 @@ const (
 // publicKey is one verification key, parsed once when the key set is read.
 type publicKey struct {
 	kid string
-	alg algSet
-	ec  *ecdsa.PublicKey
-	rsa *rsa.PublicKey
-	ed  ed25519.PublicKey
+	alg jws.Alg
+	pub crypto.PublicKey // of alg
 }
 
 // keySet is an immutable snapshot of the issuer's keys; a refresh replaces
@@ -90,7 +58,7 @@ type jwkMeta struct {
 // parseKeySet reads a JWKS document and keeps the keys usable for verifying
 // with an allowed algorithm; others are skipped with a log line. A set with
 // no usable key is an error.
-func parseKeySet(doc []byte, allowed algSet, log *slog.Logger) (*keySet, error) {
+func parseKeySet(doc []byte, allowed jws.Alg, log *slog.Logger) (*keySet, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -116,7 +84,7 @@ func parseKeySet(doc []byte, allowed algSet, log *slog.Logger) (*keySet, error) 
 	return ks, nil
 }
 
-func parseKey(raw json.RawMessage, allowed algSet) (*publicKey, error) {
+func parseKey(raw json.RawMessage, allowed jws.Alg) (*publicKey, error) {
 	var meta jwkMeta
 	if err := json.Unmarshal(raw, &meta); err != nil {
 		return nil, fmt.Errorf("verify: JWK: %w", err)
@@ -138,26 +106,26 @@ func parseKey(raw json.RawMessage, allowed algSet) (*publicKey, error) {
 		return nil, fmt.Errorf("verify: JWK %q holds private or symmetric key material; refusing it", short(meta.Kid))
 	}
 	key := &publicKey{kid: meta.Kid}
-	var inferred algSet
+	var inferred jws.Alg
 	switch k := jwk.Key.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("verify: JWK %q: curve %s is not P-256", short(meta.Kid), k.Curve.Params().Name)
 		}
-		key.ec, inferred = k, algES256
+		inferred = jws.ES256
 	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
 			return nil, fmt.Errorf("verify: JWK %q: RSA key of %d bits, want at least %d", short(meta.Kid), k.N.BitLen(), minRSABits)
 		}
-		key.rsa, inferred = k, algRS256
+		inferred = jws.RS256
 	case ed25519.PublicKey:
-		key.ed, inferred = k, algEdDSA
+		inferred = jws.EdDSA
 	default:
 		return nil, fmt.Errorf("verify: JWK %q: key type %T not supported", short(meta.Kid), jwk.Key)
 	}
-	key.alg = inferred
+	key.alg, key.pub = inferred, jwk.Key
 	if jwk.Algorithm != "" {
-		a, ok := parseAlg(jwk.Algorithm)
+		a, ok := jws.ParseAlg(jwk.Algorithm)
 		if !ok || a != inferred {
 			return nil, fmt.Errorf("verify: JWK %q: alg %q does not fit its %s key", short(meta.Kid), short(jwk.Algorithm), inferred)
 		}
@@ -172,7 +140,7 @@ func parseKey(raw json.RawMessage, allowed algSet) (*publicKey, error) {
 type remoteKeys struct {
 	url        string
 	client     *http.Client
-	allowed    algSet
+	allowed    jws.Alg
 	log        *slog.Logger
 	keys       *atomic.Pointer[keySet]
 	minRefetch time.Duration

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/authd/authd/internal/jws"
 )
 
 // Errors returned by Verify and Introspect. They may be wrapped with detail;
@@ -136,7 +138,7 @@ type Verifier struct {
 	issuer   string
 	audience string
 	realm    string
-	allowed  algSet
+	allowed  jws.Alg // a set
 	leeway   time.Duration
 	now      func() time.Time // Config.Now: for exp, nbf and iat only
 	clock    clock            // for the caches and the refresh schedule
@@ -256,9 +258,9 @@ func newVerifier(cfg Config, clk clock) (*Verifier, error) {
 	if len(algs) == 0 {
 		algs = []string{"ES256", "RS256", "EdDSA"}
 	}
-	var allowed algSet
+	var allowed jws.Alg
 	for _, name := range algs {
-		a, ok := parseAlg(name)
+		a, ok := jws.ParseAlg(name)
 		if !ok {
 			problems = append(problems, fmt.Errorf("verify: algorithm %q is not supported (ES256, RS256, EdDSA)", name))
 			continue
@@ -334,34 +336,27 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*Claims, erro
 	if len(token) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxTokenSize)
 	}
-	t, err := splitToken(token)
+	t, err := jws.Parse(token, v.allowed)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	h, err := t.header()
-	if err != nil {
-		return nil, err
+	if !t.TypIs("at+jwt") {
+		return nil, fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalid, short(string(t.Typ())))
 	}
-	a, ok := parseAlg(h.Alg)
-	if !ok || v.allowed&a == 0 {
-		return nil, fmt.Errorf("%w: alg %q not allowed", ErrInvalid, short(h.Alg))
-	}
-	if h.Kid == "" {
-		return nil, fmt.Errorf("%w: no kid", ErrInvalid)
-	}
-	key := v.keys.Load().byKID[h.Kid]
+	key := v.keys.Load().byKID[string(t.Kid())]
 	if key == nil {
-		if key, err = v.refetchKey(ctx, h.Kid); err != nil {
+		if key, err = v.refetchKey(ctx, string(t.Kid())); err != nil {
 			return nil, err
 		}
 	}
-	if key.alg != a {
-		return nil, fmt.Errorf("%w: alg %s does not match key %q", ErrInvalid, h.Alg, short(h.Kid))
+	if key.alg != t.Alg() {
+		return nil, fmt.Errorf("%w: alg %s does not match key %q", ErrInvalid, t.Alg(), short(key.kid))
 	}
-	if err := t.verifySignature(key); err != nil {
-		return nil, err
+	b, err := t.Verify(key.pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	c, err := t.claims()
+	c, err := parseClaims(b)
 	if err != nil {
 		return nil, err
 	}

@@ -80,8 +80,6 @@ func TestVerifyAccepts(t *testing.T) {
 		{"no nbf", key.sign(t, with(claims(iss), "nbf", nil))},
 		{"fractional exp", key.sign(t, with(claims(iss), "exp", float64(testNow.Unix())+600.5))},
 		{"client_credentials (no username, no roles)", key.sign(t, with(claims(iss), "preferred_username", nil, "roles", nil, "sub", "web"))},
-		// Keys come only from the configured set: these headers are ignored.
-		{"jku, x5u and jwk headers ignored", key.sign(t, claims(iss), "jku", "https://evil.example/jwks", "x5u", "https://evil.example/cert", "jwk", map[string]any{"kty": "oct", "k": "AAAA"})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,6 +148,11 @@ func TestVerifyRejects(t *testing.T) {
 		{"no kid", key.rawSign(t, hdr("kid", nil), claims(iss)), verify.ErrInvalid},
 		{"crit header", key.sign(t, claims(iss), "crit", []string{"exp"}, "exp", 1), verify.ErrInvalid},
 		{"crit empty", key.rawSign(t, hdr("crit", []string{}), claims(iss)), verify.ErrInvalid},
+		// The header holds alg, kid and typ only, as authd writes it (package
+		// internal/jws): headers naming other keys are refused, not ignored.
+		{"jku, x5u and jwk headers", key.sign(t, claims(iss), "jku", "https://evil.example/jwks", "x5u", "https://evil.example/cert", "jwk", map[string]any{"kty": "oct", "k": "AAAA"}), verify.ErrInvalid},
+		{"cty header", key.sign(t, claims(iss), "cty", "JWT"), verify.ErrInvalid},
+		{"member name in another case", key.rawSign(t, hdr("ALG", "ES256"), claims(iss)), verify.ErrInvalid},
 		{"wrong issuer", key.sign(t, with(claims(iss), "iss", "https://evil.example")), verify.ErrIssuer},
 		{"issuer with trailing slash", key.sign(t, with(claims(iss), "iss", iss+"/")), verify.ErrIssuer},
 		{"no issuer", key.sign(t, with(claims(iss), "iss", nil)), verify.ErrIssuer},
