@@ -112,30 +112,3 @@ func (s *CommitStore) InTx(ctx context.Context, fn func(ctx context.Context) err
 	p.end(err == nil)
 	return err
 }
-
-// BeginTx begins a transaction whose events are observed at Commit.
-func (s *CommitStore) BeginTx(ctx context.Context) (context.Context, error) {
-	tctx, err := s.Store.BeginTx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return context.WithValue(tctx, pendingKey{}, &pending{}), nil
-}
-
-// Commit commits ctx's transaction and, when it committed, observes its events.
-func (s *CommitStore) Commit(ctx context.Context) error {
-	err := s.Store.Commit(ctx)
-	if p := pendingFrom(ctx); p != nil {
-		p.end(err == nil)
-	}
-	return err
-}
-
-// Rollback rolls ctx's transaction back; its events are not observed (after a
-// Commit, there are none left).
-func (s *CommitStore) Rollback(ctx context.Context) error {
-	if p := pendingFrom(ctx); p != nil {
-		p.end(false)
-	}
-	return s.Store.Rollback(ctx)
-}

@@ -345,10 +345,6 @@ type Transactor interface {
 	// InTx runs fn in a transaction, committing when it returns nil. Inside an
 	// existing transaction it just runs fn.
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
-	// BeginTx, Commit and Rollback are the explicit form fosite uses.
-	BeginTx(ctx context.Context) (context.Context, error)
-	Commit(ctx context.Context) error
-	Rollback(ctx context.Context) error
 }
 
 // Store is everything a SQL backend provides.

@@ -247,7 +247,7 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 	}
 	switch {
 	case ar.GetGrantTypes().ExactOne(GrantRefreshToken):
-		u, err := p.refreshOwner(ctx, sess.Subject)
+		u, err := p.refreshOwner(ctx, sess)
 		if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
 			if rerr := p.revokeFamily(ctx, ar.GetID(), sess.Subject, c.GetID(),
 				map[string]any{"token_type": "refresh_token", "reason": "user_unavailable"}); rerr != nil {
@@ -287,14 +287,14 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 // refreshOwner returns the user a refresh token is used for: the one read
 // with the token a moment ago (GetRefreshTokenSession), else from the store.
 // storage.ErrNotFound when the user no longer exists.
-func (p *Provider) refreshOwner(ctx context.Context, subject string) (storage.User, error) {
-	if o := reqInfoFrom(ctx).Owner; o != nil && o.Subject == subject {
-		if o.User == nil {
+func (p *Provider) refreshOwner(ctx context.Context, sess *Session) (storage.User, error) {
+	if o := sess.origin; o.read && o.subject == sess.Subject {
+		if o.owner == nil {
 			return storage.User{}, storage.ErrNotFound
 		}
-		return *o.User, nil
+		return *o.owner, nil
 	}
-	return p.o.Store.GetUser(ctx, subject)
+	return p.o.Store.GetUser(ctx, sess.Subject)
 }
 
 // Refresh-token prefixes. fosite's HMACSHAStrategy hard-codes "ory_rt_"

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+
+	"github.com/authd/authd/storage"
 )
 
 // Session is authd's fosite session: who the tokens are for and until when.
@@ -20,6 +22,20 @@ type Session struct {
 	// JKT is the thumbprint of the DPoP key the tokens are bound to (cnf.jkt);
 	// stored with a refresh token, it binds a public client's refreshes.
 	JKT string `json:"jkt,omitempty"`
+
+	origin refreshOrigin // not stored
+}
+
+// refreshOrigin is what the refresh grant read with the presented token
+// (fositeStore.GetRefreshTokenSession): the token to rotate, and its user,
+// nil when that user no longer exists. It rides in the session because
+// fosite hands the session, and nothing else of the read, to the calls that
+// follow: completeGrant and CreateRefreshTokenSession.
+type refreshOrigin struct {
+	hash    string // the presented token's stored hash
+	subject string
+	owner   *storage.User
+	read    bool
 }
 
 var _ fosite.Session = (*Session)(nil)

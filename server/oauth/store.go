@@ -38,22 +38,14 @@ type Recorder interface {
 }
 
 // reqInfo carries per-request facts that fosite's storage calls do not get as
-// arguments: who the client is and where the request came from.
+// arguments: who the client is, where the request came from, its DPoP proof
+// and, on the password grant, the user Authenticate checked. (What a refresh
+// grant reads with its token travels in the Session: see refreshOrigin.)
 type reqInfo struct {
 	ClientID string
 	IP       string
 	User     *storage.User // the user the password grant authenticated
 	Proof    *dpop.Proof   // the token request's checked DPoP proof, nil without one
-	// Owner is the refresh token's user, read with the token by
-	// GetRefreshTokenSession (the refresh grant reads both in one query).
-	Owner *tokenOwner
-}
-
-// tokenOwner is the user a refresh token was issued to, as read with it:
-// User is nil when that user no longer exists.
-type tokenOwner struct {
-	Subject string
-	User    *storage.User
 }
 
 type reqInfoKey struct{}
@@ -163,24 +155,21 @@ func (s *fositeStore) GetAccessTokenSession(context.Context, string, fosite.Sess
 func (s *fositeStore) DeleteAccessTokenSession(context.Context, string) error { return nil }
 
 // CreateRefreshTokenSession stores a new refresh token. On the refresh grant
-// (RotateRefreshToken came first) it is the rotation itself: the presented
-// token is replaced by this one in one atomic storage step that, within the
-// reuse interval, also answers a repeated rotation to the same successor.
+// it is the rotation itself: the session remembers the presented token
+// (refreshOrigin, set by GetRefreshTokenSession), and this token replaces it
+// in one atomic storage statement that, within the reuse interval, also
+// answers a repeated rotation to the same successor.
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, _ string, req fosite.Requester) error {
-	lt := lazyTxFrom(ctx)
-	var rotate string
-	if lt != nil {
-		rotate, lt.rotate = lt.rotate, ""
-	}
-	if !req.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
-		if rotate != "" {
-			return errors.New("oauth: a refresh rotation for a client without the refresh_token grant")
-		}
-		return nil // the token endpoint drops it from the response too
-	}
 	sess, ok := req.GetSession().(*Session)
 	if !ok {
 		return fmt.Errorf("oauth: unexpected session type %T", req.GetSession())
+	}
+	rotates := sess.origin.hash
+	if !req.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
+		if rotates != "" {
+			return errors.New("oauth: a refresh rotation for a client without the refresh_token grant")
+		}
+		return nil // the token endpoint drops it from the response too
 	}
 	body, err := json.Marshal(storedRequest{
 		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
@@ -196,9 +185,8 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 		Subject: sess.Subject, Active: true, Request: body, RequestedAt: s.now().UTC(),
 		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken),
 	}
-	ctx = stmtCtx(ctx)
-	if rotate != "" {
-		return mapErr(s.store.RotateRefreshToken(ctx, rotate, rt, s.reuseInterval))
+	if rotates != "" {
+		return mapErr(s.store.RotateRefreshToken(ctx, rotates, rt, s.reuseInterval))
 	}
 	return mapErr(s.store.CreateRefreshToken(ctx, rt))
 }
@@ -213,11 +201,14 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature stri
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	reqInfoFrom(ctx).Owner = &tokenOwner{Subject: rt.Subject, User: owner}
 	req, err := decodeRequest(rt, session)
 	if err != nil {
 		return nil, err
 	}
+	// fosite clones this session into the request it goes on with: the
+	// origin reaches completeGrant (the owner) and CreateRefreshTokenSession
+	// (the token to rotate).
+	req.Session.(*Session).origin = refreshOrigin{hash: hash, subject: rt.Subject, owner: owner, read: true}
 	if !rt.Active {
 		grace, err := s.store.InRotationGrace(ctx, hash, s.reuseInterval)
 		if err != nil {
@@ -252,135 +243,51 @@ func decodeRequest(rt storage.RefreshToken, session fosite.Session) (*fosite.Req
 }
 
 // DeleteRefreshTokenSession is called by fosite only when an inactive token
-// is presented again (reuse), right before it revokes the family in the same
-// transaction. The row is kept, so every later presentation is reuse too; this
-// records the security event.
+// is presented again (reuse). It answers the reuse in one transaction:
+// records the security event, deactivates the whole family and denylists its
+// access tokens. (fosite then calls RevokeRefreshToken and RevokeAccessToken
+// for the family, which find the work done.) The row is kept, so every later
+// presentation is reuse too.
 func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	ctx, err := s.txCtx(ctx)
-	if err != nil {
-		return err
-	}
-	rt, err := s.store.GetRefreshToken(ctx, hashSignature(signature))
-	if err != nil {
-		return mapErr(err)
-	}
-	return s.rec.Record(ctx, events.Event{
-		Type: events.RefreshReuse, Subject: rt.Subject, ClientID: rt.ClientID, IP: reqInfoFrom(ctx).IP,
-		Data: map[string]any{"family": rt.FamilyID},
-	})
+	return mapErr(s.store.InTx(ctx, func(ctx context.Context) error {
+		rt, err := s.store.GetRefreshToken(ctx, hashSignature(signature))
+		if err != nil {
+			return err
+		}
+		if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
+			return err
+		}
+		if err := s.denyFamily(ctx, rt.FamilyID); err != nil {
+			return err
+		}
+		return s.rec.Record(ctx, events.Event{
+			Type: events.RefreshReuse, Subject: rt.Subject, ClientID: rt.ClientID, IP: reqInfoFrom(ctx).IP,
+			Data: map[string]any{"family": rt.FamilyID},
+		})
+	}))
 }
 
-// RotateRefreshToken notes the presented token for CreateRefreshTokenSession,
-// which fosite calls next in the same transaction and which replaces it by
-// its successor in one atomic storage step (storage.RefreshTokens).
-func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signature string) error {
-	lt := lazyTxFrom(ctx)
-	if lt == nil {
-		return errors.New("oauth: refresh rotation outside a transaction")
-	}
-	lt.rotate = hashSignature(signature)
-	return nil
-}
+// RotateRefreshToken does nothing: fosite calls it before the successor
+// token is stored, and the rotation needs both tokens to be one atomic
+// statement, so CreateRefreshTokenSession, which fosite calls next, does it.
+func (s *fositeStore) RotateRefreshToken(context.Context, string, string) error { return nil }
 
+// RevokeRefreshToken deactivates every refresh token of the family.
 func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	ctx, err := s.txCtx(ctx)
-	if err != nil {
-		return err
-	}
 	return mapErr(s.store.RevokeRefreshFamily(ctx, requestID))
 }
 
-// RevokeAccessToken denylists every access token of the family until the
-// longest of them has expired.
+// RevokeAccessToken denylists every access token of the family.
 func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
-	ctx, err := s.txCtx(ctx)
-	if err != nil {
-		return err
-	}
+	return s.denyFamily(ctx, requestID)
+}
+
+// denyFamily denylists every access token of the family until the longest of
+// them has expired.
+func (s *fositeStore) denyFamily(ctx context.Context, family string) error {
 	return s.deny.Revoke(ctx, storage.Revocation{
-		Kind: storage.RevokedFamily, Value: requestID, ExpiresAt: s.now().Add(s.accessTTL + time.Minute),
+		Kind: storage.RevokedFamily, Value: family, ExpiresAt: s.now().Add(s.accessTTL + time.Minute),
 	})
-}
-
-// lazyTx is the transaction fosite asked for: it is begun in the store only
-// when a second statement needs it, so the refresh grant, whose rotation is
-// one atomic storage step, needs none.
-type lazyTx struct {
-	parent context.Context // where BeginTX was called
-	ctx    context.Context // the store's transaction, once begun
-	rotate string          // signature hash of the token being rotated, until its successor is stored
-}
-
-type lazyTxKey struct{}
-
-func lazyTxFrom(ctx context.Context) *lazyTx {
-	lt, _ := ctx.Value(lazyTxKey{}).(*lazyTx)
-	return lt
-}
-
-// txCtx returns the context to run a statement with: the store's
-// transaction when fosite began one (beginning it now if needed), else ctx.
-func (s *fositeStore) txCtx(ctx context.Context) (context.Context, error) {
-	lt := lazyTxFrom(ctx)
-	if lt == nil {
-		return ctx, nil
-	}
-	if lt.ctx == nil {
-		tctx, err := s.store.BeginTx(lt.parent)
-		if err != nil {
-			return nil, mapErr(err)
-		}
-		lt.ctx = tctx
-	}
-	return lt.ctx, nil
-}
-
-// stmtCtx returns the context to run one self-contained statement with: the
-// store's transaction when one has begun, else none (the statement is atomic
-// by itself, and fosite's transaction needs no round trips for it).
-func stmtCtx(ctx context.Context) context.Context {
-	lt := lazyTxFrom(ctx)
-	switch {
-	case lt == nil:
-		return ctx
-	case lt.ctx != nil:
-		return lt.ctx
-	default:
-		return lt.parent
-	}
-}
-
-func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
-	if lazyTxFrom(ctx) != nil {
-		return nil, errors.New("oauth: a transaction is already in progress")
-	}
-	return context.WithValue(ctx, lazyTxKey{}, &lazyTx{parent: ctx}), nil
-}
-
-func (s *fositeStore) Commit(ctx context.Context) error {
-	lt := lazyTxFrom(ctx)
-	if lt == nil {
-		return errors.New("oauth: commit: no transaction in context")
-	}
-	if lt.rotate != "" {
-		return errors.New("oauth: commit: a refresh rotation without its successor")
-	}
-	if lt.ctx == nil {
-		return nil // nothing ran inside
-	}
-	return mapErr(s.store.Commit(lt.ctx))
-}
-
-func (s *fositeStore) Rollback(ctx context.Context) error {
-	lt := lazyTxFrom(ctx)
-	if lt == nil {
-		return errors.New("oauth: rollback: no transaction in context")
-	}
-	lt.rotate = ""
-	if lt.ctx == nil {
-		return nil
-	}
-	return s.store.Rollback(lt.ctx)
 }
 
 // mapErr turns storage's sentinels into fosite's.

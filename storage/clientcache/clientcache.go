@@ -169,27 +169,6 @@ func (cc *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) e
 	return err
 }
 
-// BeginTx begins the store's transaction, marked like InTx's.
-func (cc *Store) BeginTx(ctx context.Context) (context.Context, error) {
-	tctx, err := cc.Store.BeginTx(ctx)
-	if err != nil {
-		return tctx, err
-	}
-	return context.WithValue(tctx, txMarkKey{}, &txMark{}), nil
-}
-
-// Commit commits the transaction in ctx.
-func (cc *Store) Commit(ctx context.Context) error {
-	defer cc.ended(ctx)
-	return cc.Store.Commit(ctx)
-}
-
-// Rollback rolls the transaction in ctx back.
-func (cc *Store) Rollback(ctx context.Context) error {
-	defer cc.ended(ctx)
-	return cc.Store.Rollback(ctx)
-}
-
 // CreateClient stores c and drops any cached record of its id.
 func (cc *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	defer cc.changed(ctx, c.ID)

@@ -96,23 +96,20 @@ func TestQueuedWritesRollBack(t *testing.T) {
 	s := newStore(t)
 	for _, explicit := range []bool{false, true} {
 		user := uuid.NewString()
-		ctx, err := s.BeginTx(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AppendAudit(ctx, storage.AuditEntry{Type: "test", UserID: user}); err != nil {
-			t.Fatal(err)
-		}
-		if explicit {
-			if _, err := s.ListAudit(ctx, storage.AuditFilter{UserID: user, Limit: 1}); err != nil {
-				t.Fatal(err)
+		rollback := errors.New("roll back")
+		err := s.InTx(t.Context(), func(ctx context.Context) error {
+			if err := s.AppendAudit(ctx, storage.AuditEntry{Type: "test", UserID: user}); err != nil {
+				return err
 			}
-		}
-		if err := s.Rollback(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Commit(ctx); err == nil {
-			t.Errorf("explicit=%v: Commit after Rollback succeeded", explicit)
+			if explicit { // a read sends the queued write before the rollback
+				if _, err := s.ListAudit(ctx, storage.AuditFilter{UserID: user, Limit: 1}); err != nil {
+					return err
+				}
+			}
+			return rollback
+		})
+		if !errors.Is(err, rollback) {
+			t.Fatalf("explicit=%v: InTx = %v; want the function's error", explicit, err)
 		}
 		if n := auditCount(t, s, user); n != 0 {
 			t.Errorf("explicit=%v: a rolled-back audit row was written", explicit)

@@ -76,36 +76,26 @@ func TestDeadlockIsSerializationFailure(t *testing.T) {
 		_, err := s.UpdateUser(ctx, id, func(u *storage.User) error { u.FailedLogins++; return nil })
 		return err
 	}
-	tx1, err := s.BeginTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Rollback(tx1) //nolint:errcheck
-	tx2, err := s.BeginTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Rollback(tx2) //nolint:errcheck
-	if err := bump(tx1, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := bump(tx2, "b"); err != nil {
-		t.Fatal(err)
+	// Each transaction locks its first row, waits until the other has
+	// locked its own, then asks for the other's: a deadlock, which
+	// PostgreSQL breaks by failing one of them.
+	var locked sync.WaitGroup
+	locked.Add(2)
+	run := func(first, second string) error {
+		return s.InTx(ctx, func(ctx context.Context) error {
+			err := bump(ctx, first)
+			locked.Done()
+			if err != nil {
+				return err
+			}
+			locked.Wait()
+			return bump(ctx, second)
+		})
 	}
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		errs[0] = bump(tx1, "b")
-		if errs[0] != nil {
-			s.Rollback(tx1) //nolint:errcheck // let the other one through
-		}
-	})
-	wg.Go(func() {
-		errs[1] = bump(tx2, "a")
-		if errs[1] != nil {
-			s.Rollback(tx2) //nolint:errcheck
-		}
-	})
+	wg.Go(func() { errs[0] = run("a", "b") })
+	wg.Go(func() { errs[1] = run("b", "a") })
 	wg.Wait()
 	failed := 0
 	for _, err := range errs {

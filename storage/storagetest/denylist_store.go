@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -43,11 +44,10 @@ func testStoreDenylist(t *testing.T, s storage.Store) {
 	checkRevocations(t, "ActiveRevocations after re-revoking", got, []storage.Revocation{live[0], longer, mark})
 
 	// Revoke in a transaction that rolls back leaves nothing.
-	txCtx, err := s.BeginTx(ctx)
-	mustNil(t, "BeginTx", err)
 	gone := storage.Revocation{Kind: storage.RevokedJTI, Value: uid("jti"), ExpiresAt: at.Add(time.Hour)}
-	mustNil(t, "Revoke(in tx)", s.Revoke(txCtx, gone))
-	mustNil(t, "Rollback", s.Rollback(txCtx))
+	inRolledBackTx(t, s, func(ctx context.Context) {
+		mustNil(t, "Revoke(in tx)", s.Revoke(ctx, gone))
+	})
 	if revoked, err := s.IsRevoked(ctx, storage.TokenRef{JTI: gone.Value}); err != nil || revoked {
 		t.Errorf("IsRevoked(rolled back) = %v, %v; want false", revoked, err)
 	}

@@ -124,11 +124,10 @@ func testLockout(t *testing.T, s storage.Store) {
 		}
 
 		// In a transaction that rolls back, it rolls back too.
-		txCtx, err := s.BeginTx(ctx)
-		mustNil(t, "BeginTx", err)
-		_, err = s.UpdateUserAsyncCommit(txCtx, u.ID, func(v *storage.User) error { v.FailedLogins = 7; return nil })
-		mustNil(t, "UpdateUserAsyncCommit(in tx)", err)
-		mustNil(t, "Rollback", s.Rollback(txCtx))
+		inRolledBackTx(t, s, func(ctx context.Context) {
+			_, err := s.UpdateUserAsyncCommit(ctx, u.ID, func(v *storage.User) error { v.FailedLogins = 7; return nil })
+			mustNil(t, "UpdateUserAsyncCommit(in tx)", err)
+		})
 		if stored, err := s.GetUser(ctx, u.ID); err != nil || stored.FailedLogins != 1 {
 			t.Errorf("after a rolled-back UpdateUserAsyncCommit: failed=%d, %v; want 1", stored.FailedLogins, err)
 		}

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -53,10 +54,9 @@ func testOutbox(t *testing.T, s storage.Store) {
 	check("PendingOutbox after MarkOutboxSent", got, []storage.OutboxEvent{events[1], events[3]})
 
 	// An event appended in a transaction that rolls back is never published.
-	txCtx, err := s.BeginTx(ctx)
-	mustNil(t, "BeginTx", err)
-	mustNil(t, "AppendOutbox(in tx)", s.AppendOutbox(txCtx, storage.OutboxEvent{ID: uid("evt"), Type: "x", Payload: []byte(`{}`)}))
-	mustNil(t, "Rollback", s.Rollback(txCtx))
+	inRolledBackTx(t, s, func(ctx context.Context) {
+		mustNil(t, "AppendOutbox(in tx)", s.AppendOutbox(ctx, storage.OutboxEvent{ID: uid("evt"), Type: "x", Payload: []byte(`{}`)}))
+	})
 	got, err = s.PendingOutbox(ctx, 10)
 	mustNil(t, "PendingOutbox", err)
 	check("PendingOutbox after a rolled back append", got, []storage.OutboxEvent{events[1], events[3]})

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -38,10 +39,9 @@ func testOutboxBacklog(t *testing.T, s storage.Store) {
 	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, ids[:2], now()))
 	backlog("the two oldest sent", 3, base.Add(2*time.Second))
 
-	txCtx, err := s.BeginTx(ctx)
-	mustNil(t, "BeginTx", err)
-	mustNil(t, "AppendOutbox(in tx)", s.AppendOutbox(txCtx, storage.OutboxEvent{ID: uid("evt"), Type: "x", Payload: []byte(`{}`), CreatedAt: base.Add(-time.Hour)}))
-	mustNil(t, "Rollback", s.Rollback(txCtx))
+	inRolledBackTx(t, s, func(ctx context.Context) {
+		mustNil(t, "AppendOutbox(in tx)", s.AppendOutbox(ctx, storage.OutboxEvent{ID: uid("evt"), Type: "x", Payload: []byte(`{}`), CreatedAt: base.Add(-time.Hour)}))
+	})
 	backlog("after a rolled-back append", 3, base.Add(2*time.Second))
 
 	mustNil(t, "MarkOutboxSent", s.MarkOutboxSent(ctx, ids[2:], now()))

@@ -22,51 +22,37 @@ func testTransactions(t *testing.T, s storage.Store) {
 
 	t.Run("CommitKeeps", func(t *testing.T) {
 		u := newUser("commit")
-		txCtx, err := s.BeginTx(ctx)
-		mustNil(t, "BeginTx", err)
-		mustNil(t, "CreateUser", s.CreateUser(txCtx, u))
-		if _, err := s.GetUser(txCtx, u.ID); err != nil {
-			t.Errorf("GetUser in the transaction: %v", err)
-		}
-		if exists(t, u.ID) {
-			t.Error("uncommitted user visible outside the transaction")
-		}
-		mustNil(t, "Commit", s.Commit(txCtx))
+		mustNil(t, "InTx", s.InTx(ctx, func(txCtx context.Context) error {
+			mustNil(t, "CreateUser", s.CreateUser(txCtx, u))
+			if _, err := s.GetUser(txCtx, u.ID); err != nil {
+				t.Errorf("GetUser in the transaction: %v", err)
+			}
+			if exists(t, u.ID) {
+				t.Error("uncommitted user visible outside the transaction")
+			}
+			return nil
+		}))
 		if !exists(t, u.ID) {
 			t.Error("committed user not found")
-		}
-		mustNil(t, "Rollback after Commit", s.Rollback(txCtx))
-		if err := s.Commit(txCtx); err == nil {
-			t.Error("second Commit = nil; want an error")
 		}
 	})
 
 	t.Run("RollbackDiscards", func(t *testing.T) {
 		u := newUser("rollback")
-		txCtx, err := s.BeginTx(ctx)
-		mustNil(t, "BeginTx", err)
-		mustNil(t, "CreateUser", s.CreateUser(txCtx, u))
-		mustNil(t, "Rollback", s.Rollback(txCtx))
+		inRolledBackTx(t, s, func(ctx context.Context) {
+			mustNil(t, "CreateUser", s.CreateUser(ctx, u))
+		})
 		if exists(t, u.ID) {
 			t.Error("rolled back user found")
 		}
-		mustNil(t, "Rollback(twice)", s.Rollback(txCtx))
-		// The connection went back to the pool: a new transaction starts.
-		txCtx, err = s.BeginTx(ctx)
-		mustNil(t, "BeginTx after Rollback", err)
-		mustNil(t, "Rollback", s.Rollback(txCtx))
-	})
-
-	t.Run("BeginTwice", func(t *testing.T) {
-		txCtx, err := s.BeginTx(ctx)
-		mustNil(t, "BeginTx", err)
-		defer s.Rollback(txCtx) //nolint:errcheck
-		if _, err := s.BeginTx(txCtx); err == nil {
-			t.Error("BeginTx inside a transaction = nil error; want an error")
-		}
-		if err := s.Commit(ctx); err == nil {
-			t.Error("Commit without a transaction = nil error; want an error")
-		}
+		// The connection went back to the pool: the next transaction runs.
+		mustNil(t, "InTx after a rollback", s.InTx(ctx, func(ctx context.Context) error {
+			_, err := s.GetUser(ctx, u.ID)
+			if !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("GetUser(rolled back) = %w; want ErrNotFound", err)
+			}
+			return nil
+		}))
 	})
 
 	t.Run("InTx", func(t *testing.T) {
@@ -122,4 +108,16 @@ func testTransactions(t *testing.T, s storage.Store) {
 			t.Error("write before a conflict was kept")
 		}
 	})
+}
+
+// inRolledBackTx runs fn in a transaction of s that then rolls back.
+func inRolledBackTx(t *testing.T, s storage.Store, fn func(ctx context.Context)) {
+	t.Helper()
+	rollback := errors.New("roll back")
+	if err := s.InTx(t.Context(), func(ctx context.Context) error {
+		fn(ctx)
+		return rollback
+	}); !errors.Is(err, rollback) {
+		t.Fatalf("InTx = %v; want its function's error back", err)
+	}
 }
