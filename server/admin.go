@@ -11,10 +11,7 @@ import (
 
 // Admin event types (audit trail and outbox), beside those of API.md.
 const (
-	eventUserUpdated   = events.UserUpdated
-	eventClientCreated = events.ClientCreated
-	eventClientUpdated = events.ClientUpdated
-	eventClientDeleted = events.ClientDeleted
+	eventUserUpdated = events.UserUpdated
 )
 
 func (s *Server) adminMeta(r *http.Request) (string, identity.Meta) {

@@ -1,16 +1,17 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"net/url"
 
 	"github.com/gorilla/mux"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/server/oauth"
-	"github.com/authd/authd/storage"
 )
+
+// The client handlers decode, call clients.Service (as `authd clients` does)
+// and write: the rules, the transaction and the event are the service's.
 
 // clientInput is the body of POST and PATCH on clients.
 type clientInput struct {
@@ -33,8 +34,14 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// clientMeta names the acting admin and where the request came from.
+func (s *Server) clientMeta(r *http.Request) (string, clients.Meta) {
+	admin, m := s.adminMeta(r)
+	return admin, clients.Meta{ClientID: m.ClientID, IP: m.IP}
+}
+
 func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
-	cs, err := s.cfg.Store.ListClients(r.Context())
+	cs, err := s.cfg.Clients.List(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -52,26 +59,12 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &in) {
 		return
 	}
-	c, secret, err := s.cfg.ClientHasher.NewClient(r.Context(), oauth.ClientSpec{
+	admin, m := s.clientMeta(r)
+	c, secret, err := s.cfg.Clients.Create(r.Context(), clients.Spec{
 		ID: in.ID, Name: deref(in.Name), Secret: in.Secret, Public: in.Public, GrantTypes: deref(in.GrantTypes),
 		Scopes: deref(in.Scopes), Audience: deref(in.Audience), Introspect: deref(in.Introspect),
 		DPoPBound: deref(in.DPoPBound),
-	})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	err = s.cfg.Store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := s.cfg.Store.CreateClient(ctx, c); errors.Is(err, storage.ErrConflict) {
-			return taken("client_id", err)
-		} else if err != nil {
-			return err
-		}
-		if c, err = s.cfg.Store.GetClient(ctx, c.ID); err != nil {
-			return err
-		}
-		return s.record(ctx, r, eventClientCreated, "", map[string]any{"client": c.ID})
-	})
+	}, admin, m)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -81,7 +74,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
-	c, err := s.cfg.Store.GetClient(r.Context(), mux.Vars(r)["id"])
+	c, err := s.cfg.Clients.Get(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -90,44 +83,17 @@ func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
 }
 
 // patchClient changes name, grant_types, scopes, audience, introspect or
-// dpop_bound; the
-// id, the secret and whether the client is public stay.
+// dpop_bound; the id, the secret and whether the client is public stay.
 func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 	var in clientInput
 	if !decodeJSON(w, r, &in) {
 		return
 	}
-	id := mux.Vars(r)["id"]
-	var c storage.Client
-	err := s.cfg.Store.InTx(r.Context(), func(ctx context.Context) error {
-		var err error
-		c, err = s.cfg.Store.UpdateClient(ctx, id, func(x *storage.Client) error {
-			if in.Name != nil {
-				x.Name = *in.Name
-			}
-			if in.GrantTypes != nil {
-				x.GrantTypes = *in.GrantTypes
-			}
-			if in.Scopes != nil {
-				x.Scopes = *in.Scopes
-			}
-			if in.Audience != nil {
-				x.Audience = *in.Audience
-			}
-			if in.Introspect != nil {
-				x.Introspect = *in.Introspect
-			}
-			if in.DPoPBound != nil {
-				x.DPoPBound = *in.DPoPBound
-			}
-			return oauth.ClientSpec{ID: x.ID, Name: x.Name, Public: x.Public, GrantTypes: x.GrantTypes,
-				Scopes: x.Scopes, Audience: x.Audience}.Validate()
-		})
-		if err != nil {
-			return err
-		}
-		return s.record(ctx, r, eventClientUpdated, "", map[string]any{"client": id})
-	})
+	admin, m := s.clientMeta(r)
+	c, err := s.cfg.Clients.Update(r.Context(), mux.Vars(r)["id"], clients.Change{
+		Name: in.Name, GrantTypes: in.GrantTypes, Scopes: in.Scopes, Audience: in.Audience,
+		Introspect: in.Introspect, DPoPBound: in.DPoPBound,
+	}, admin, m)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -135,12 +101,11 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusOK, oauth.Document(c, ""))
 }
 
+// deleteClient serves DELETE /api/v1/admin/clients/{id}; every access token
+// issued to the client is revoked with it.
 func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["id"]
-	err := s.cfg.OAuth.DeleteClient(r.Context(), id, func(ctx context.Context) error {
-		return s.record(ctx, r, eventClientDeleted, "", map[string]any{"client": id})
-	})
-	if err != nil {
+	admin, m := s.clientMeta(r)
+	if err := s.cfg.Clients.Delete(r.Context(), mux.Vars(r)["id"], admin, m, s.cfg.OAuth); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -5,14 +5,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/identity"
-	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 )
 
 // takenError says which input member a conflict is about: the store only
 // knows that a unique value exists, the handler knows which one it was
-// (a client id, a username or an email).
+// (a username or an email).
 type takenError struct {
 	field string
 	err   error
@@ -39,7 +39,7 @@ type apiAnswer struct {
 func answerFor(err error) apiAnswer {
 	var (
 		ve   *identity.ValidationError
-		spec *oauth.ClientSpecError
+		spec *clients.SpecError
 		tk   *takenError
 	)
 	switch {
@@ -53,6 +53,8 @@ func answerFor(err error) apiAnswer {
 		return apiAnswer{http.StatusConflict, "An admin cannot disable their own account.", "disabled"}
 	case errors.Is(err, identity.ErrDeleteOwnAccount):
 		return apiAnswer{http.StatusConflict, "An admin cannot delete their own account.", ""}
+	case errors.Is(err, clients.ErrIDTaken):
+		return apiAnswer{http.StatusConflict, "client_id is already taken.", "client_id"}
 	case errors.As(err, &tk):
 		return apiAnswer{http.StatusConflict, tk.field + " is already taken.", tk.field}
 	case errors.Is(err, storage.ErrConflict):

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/identity"
-	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 )
 
@@ -22,11 +22,12 @@ func TestAnswerFor(t *testing.T) {
 		field  string
 	}{
 		{&identity.ValidationError{Field: "email", Reason: "is not an email address"}, http.StatusBadRequest, "email is not an email address.", "email"},
-		{&oauth.ClientSpecError{Problems: []string{"a", "b"}}, http.StatusBadRequest, "Invalid client: a; b.", ""},
+		{&clients.SpecError{Problems: []string{"a", "b"}}, http.StatusBadRequest, "Invalid client: a; b.", ""},
 		{identity.ErrWrongPassword, http.StatusBadRequest, "current_password is wrong.", "current_password"},
 		{identity.ErrOwnAccount, http.StatusConflict, "An admin cannot disable their own account.", "disabled"},
 		{identity.ErrDeleteOwnAccount, http.StatusConflict, "An admin cannot delete their own account.", ""},
-		{taken("client_id", storage.ErrConflict), http.StatusConflict, "client_id is already taken.", "client_id"},
+		{fmt.Errorf("%w: %w", clients.ErrIDTaken, storage.ErrConflict), http.StatusConflict, "client_id is already taken.", "client_id"},
+		{taken("email", storage.ErrConflict), http.StatusConflict, "email is already taken.", "email"},
 		{storage.ErrConflict, http.StatusConflict, "The resource already exists.", ""},
 		{storage.ErrNotFound, http.StatusNotFound, "No such resource.", ""},
 		{storage.ErrUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable; retry shortly.", ""},

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/keys"
@@ -141,8 +142,12 @@ func newTestServer(tb testing.TB, st storage.Store) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	cs, err := clients.NewService(st, rec, clients.Options{Hasher: hasher, GrantTypes: oauth.SupportedGrantTypes()})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	srv, err := New(Config{
-		Issuer: testIssuer, OAuth: p, Keys: km, Store: st, Identity: ids, Recorder: rec, ClientHasher: hasher, Logger: log,
+		Issuer: testIssuer, OAuth: p, Keys: km, Store: st, Identity: ids, Recorder: rec, Clients: cs, Logger: log,
 		Checks: []Check{{Name: "store", Required: true, Probe: func(context.Context) error { return nil }}},
 	})
 	if err != nil {

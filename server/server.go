@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/keys"
@@ -38,9 +39,7 @@ type KeySet interface {
 // Store is what the account and admin APIs read and write.
 type Store interface {
 	storage.Users
-	storage.Clients
 	storage.Audit
-	storage.Transactor
 }
 
 // Identity is the account logic (identity.Service).
@@ -50,6 +49,15 @@ type Identity interface {
 	Unlock(ctx context.Context, userID string, m identity.Meta) (storage.User, error)
 	UpdateUser(ctx context.Context, userID string, ch identity.UserChange, admin string, m identity.Meta, rv identity.Revoker) (storage.User, error)
 	DeleteUser(ctx context.Context, userID, admin string, m identity.Meta, rv identity.Revoker) error
+}
+
+// Clients is the OAuth client logic (clients.Service).
+type Clients interface {
+	Create(ctx context.Context, spec clients.Spec, admin string, m clients.Meta) (storage.Client, string, error)
+	Get(ctx context.Context, id string) (storage.Client, error)
+	List(ctx context.Context) ([]storage.Client, error)
+	Update(ctx context.Context, id string, ch clients.Change, admin string, m clients.Meta) (storage.Client, error)
+	Delete(ctx context.Context, id, admin string, m clients.Meta, rv clients.Revoker) error
 }
 
 // Recorder records security events in the caller's transaction.
@@ -78,7 +86,7 @@ type Config struct {
 	Store           Store
 	Identity        Identity
 	Recorder        Recorder
-	ClientHasher    *oauth.SecretHasher
+	Clients         Clients
 	Checks          []Check
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry       // nil: Metrics' registry, or a new one
@@ -125,7 +133,7 @@ func etagOf(b []byte) string {
 
 // New builds the handler.
 func New(cfg Config) (*Server, error) {
-	if cfg.OAuth == nil || cfg.Keys == nil || cfg.Store == nil || cfg.Identity == nil || cfg.Recorder == nil || cfg.ClientHasher == nil || cfg.Issuer == "" {
+	if cfg.OAuth == nil || cfg.Keys == nil || cfg.Store == nil || cfg.Identity == nil || cfg.Recorder == nil || cfg.Clients == nil || cfg.Issuer == "" {
 		return nil, errors.New("server: missing dependency")
 	}
 	if cfg.Logger == nil {

@@ -17,6 +17,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/config"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
@@ -96,6 +97,7 @@ type deps struct {
 	hasher    *oauth.SecretHasher
 	recorder  *events.Recorder
 	identity  *identity.Service
+	clients   *clients.Service
 	metrics   *server.Metrics    // serve's; nil for the other verbs
 	redisDPoP *redis.ProofReplay // set by provider when Redis remembers DPoP proofs
 	phases    *phases            // serve's start-up timing; nil for the other verbs
@@ -174,6 +176,11 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 	}
 	d.recorder = events.NewRecorder(tx, nil, recOpts...)
 	d.identity = identity.NewService(tx, d.recorder, idOpts)
+	// Clients are changed through d.store, so that the cache drops them.
+	if d.clients, err = clients.NewService(d.store, d.recorder, clients.Options{Hasher: d.hasher, GrantTypes: oauth.SupportedGrantTypes()}); err != nil {
+		d.Close()
+		return nil, err
+	}
 	ph.done("identity")
 	return d, nil
 }

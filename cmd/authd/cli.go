@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/server/oauth"
@@ -101,7 +102,7 @@ func splitFields(s string) []string {
 
 func (e *env) clientsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "OAuth clients"}
-	var spec oauth.ClientSpec
+	var spec clients.Spec
 	var grants, scopes, audience string
 	create := &cobra.Command{
 		Use: "create", Short: "register a client; prints it as JSON, the secret only here", Args: cobra.NoArgs,
@@ -116,17 +117,10 @@ func (e *env) clientsCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec.GrantTypes, spec.Scopes, spec.Audience = splitFields(grants), splitFields(scopes), splitFields(audience)
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
-				c, secret, err := d.hasher.NewClient(cmd.Context(), spec)
-				if err != nil {
-					return err
-				}
-				if err := d.store.CreateClient(cmd.Context(), c); errors.Is(err, storage.ErrConflict) {
-					return fmt.Errorf("client %q already exists", c.ID)
+				c, secret, err := d.clients.Create(cmd.Context(), spec, identity.CLIAdmin, clients.Meta{})
+				if errors.Is(err, clients.ErrIDTaken) {
+					return fmt.Errorf("client %q already exists", spec.ID)
 				} else if err != nil {
-					return err
-				}
-				c, err = d.store.GetClient(cmd.Context(), c.ID)
-				if err != nil {
 					return err
 				}
 				return printJSON(e.stdout, oauth.Document(c, secret))
@@ -150,7 +144,7 @@ func (e *env) clientsCommand() *cobra.Command {
 		Use: "list", Short: "list clients as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
-				cs, err := d.store.ListClients(cmd.Context())
+				cs, err := d.clients.List(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -170,9 +164,7 @@ func (e *env) clientsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				err = p.DeleteClient(cmd.Context(), args[0], func(ctx context.Context) error {
-					return d.recorder.Record(ctx, events.Event{Type: events.ClientDeleted, Data: map[string]any{"client": args[0], "admin": "cli"}})
-				})
+				err = d.clients.Delete(cmd.Context(), args[0], identity.CLIAdmin, clients.Meta{}, p)
 				if errors.Is(err, storage.ErrNotFound) {
 					return fmt.Errorf("client %q not found", args[0])
 				} else if err != nil {
