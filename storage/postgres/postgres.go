@@ -92,7 +92,8 @@ func New(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 }
 
 // dialect is how PostgreSQL spells the queries sqlstore assembles: numbered
-// parameters, timestamptz, and ILIKE, which folds the case of any script.
+// parameters, timestamptz, and a search with ILIKE, which ignores case
+// beyond ASCII too (the search string is not lowercased).
 func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Placeholder: sqlstore.Numbered,
