@@ -98,7 +98,7 @@ func (s *Signer) Sign(payload []byte) (string, error) {
 		sig = ed25519.Sign(k, buf)
 	}
 	if err != nil {
-		return "", fmt.Errorf("jws: sign: %w", err)
+		return "", fmt.Errorf("jws: %w", err)
 	}
 	buf = append(buf, '.')
 	buf = b64.AppendEncode(buf, sig)
