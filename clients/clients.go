@@ -38,12 +38,11 @@ type Hasher interface {
 	Hash(ctx context.Context, secret []byte) ([]byte, error)
 }
 
-// Revoker deletes a client and, in the transaction of ctx, revokes every
-// access token issued to it until now (its refresh tokens go with its row).
-// server/oauth's Provider is one: it knows how long tokens live, and so how
-// long the revocation must be kept. also may be nil.
+// Revoker revokes, in the transaction of ctx, every access token issued to
+// a client until now. server/oauth's Provider is one: it knows how long
+// tokens live, and so how long the revocation must be kept.
 type Revoker interface {
-	DeleteClient(ctx context.Context, id string, also func(ctx context.Context) error) error
+	RevokeClient(ctx context.Context, id string) error
 }
 
 // Meta describes where an admin's request came from, for the events.
@@ -82,26 +81,11 @@ func NewService(store Store, rec Recorder, opts Options) (*Service, error) {
 // naming admin. It returns the stored client and the plain secret (empty for
 // a public client), to be shown once. An id in use is ErrIDTaken.
 func (s *Service) Create(ctx context.Context, spec Spec, admin string, m Meta) (storage.Client, string, error) {
-	if err := spec.validate(s.grants); err != nil {
+	c, secret, err := spec.Record(ctx, s.hasher, s.grants)
+	if err != nil {
 		return storage.Client{}, "", err
 	}
-	c := storage.Client{
-		ID: spec.ID, Name: spec.Name, Public: spec.Public,
-		GrantTypes: dedupe(spec.GrantTypes), Scopes: dedupe(spec.Scopes), Audience: dedupe(spec.Audience),
-		Introspect: spec.Introspect, DPoPBound: spec.DPoPBound,
-	}
-	secret := spec.Secret
-	if !spec.Public {
-		if secret == "" {
-			secret = GenerateSecret()
-		}
-		h, err := s.hasher.Hash(ctx, []byte(secret))
-		if err != nil {
-			return storage.Client{}, "", fmt.Errorf("clients: create client: hash the secret: %w", err)
-		}
-		c.SecretHash = h
-	}
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.CreateClient(ctx, c); errors.Is(err, storage.ErrConflict) {
 			return fmt.Errorf("%w: %w", ErrIDTaken, err)
 		} else if err != nil {
@@ -197,7 +181,11 @@ func (s *Service) Delete(ctx context.Context, id, admin string, m Meta, rv Revok
 		return errors.New("clients: delete client: needs a Revoker")
 	}
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := rv.DeleteClient(ctx, id, nil); err != nil {
+		// Its refresh tokens go with its row; its access tokens are denied.
+		if err := s.store.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		if err := rv.RevokeClient(ctx, id); err != nil {
 			return err
 		}
 		return s.record(ctx, events.ClientDeleted, id, admin, m)

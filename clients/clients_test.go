@@ -75,8 +75,8 @@ func (h *hookStore) CreateClient(ctx context.Context, c storage.Client) error {
 	return h.Store.CreateClient(ctx, c)
 }
 
-// revoker stands for server/oauth's Provider: it deletes the client and
-// writes a client mark to the denylist, in the caller's transaction.
+// revoker stands for server/oauth's Provider: it writes a client mark to
+// the denylist, in the caller's transaction.
 type revoker struct {
 	store storage.Store
 	now   time.Time
@@ -84,21 +84,12 @@ type revoker struct {
 	fail  error
 }
 
-func (r *revoker) DeleteClient(ctx context.Context, id string, also func(ctx context.Context) error) error {
+func (r *revoker) RevokeClient(ctx context.Context, id string) error {
 	r.ids = append(r.ids, id)
 	if r.fail != nil {
 		return r.fail
 	}
-	if err := r.store.DeleteClient(ctx, id); err != nil {
-		return err
-	}
-	if err := r.store.Revoke(ctx, storage.Revocation{Kind: storage.RevokedClient, Value: id, Cutoff: r.now, ExpiresAt: r.now.Add(time.Hour)}); err != nil {
-		return err
-	}
-	if also != nil {
-		return also(ctx)
-	}
-	return nil
+	return r.store.Revoke(ctx, storage.Revocation{Kind: storage.RevokedClient, Value: id, Cutoff: r.now, ExpiresAt: r.now.Add(time.Hour)})
 }
 
 type fixture struct {

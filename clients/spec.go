@@ -1,14 +1,18 @@
 package clients
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/authd/authd/storage"
 )
 
 // GrantClientCredentials is the one grant a public client may not have: it
@@ -113,6 +117,67 @@ func (spec Spec) validate(grantTypes []string) error {
 		e.Problems = append(e.Problems, p.Error())
 	}
 	return e
+}
+
+// Record validates spec against the grants the token endpoint supports (a
+// *SpecError lists every problem) and returns the record to store, holding
+// only the secret's hash, and the plain secret (generated when a confidential
+// client has none; empty for a public client) to show once. Service.Create
+// stores it; the dev bootstrap and tests use it directly.
+func (spec Spec) Record(ctx context.Context, h Hasher, grantTypes []string) (storage.Client, string, error) {
+	if err := spec.validate(grantTypes); err != nil {
+		return storage.Client{}, "", err
+	}
+	c := storage.Client{
+		ID: spec.ID, Name: spec.Name, Public: spec.Public,
+		GrantTypes: dedupe(spec.GrantTypes), Scopes: dedupe(spec.Scopes), Audience: dedupe(spec.Audience),
+		Introspect: spec.Introspect, DPoPBound: spec.DPoPBound,
+	}
+	secret := spec.Secret
+	if !spec.Public {
+		if secret == "" {
+			secret = GenerateSecret()
+		}
+		hash, err := h.Hash(ctx, []byte(secret))
+		if err != nil {
+			return storage.Client{}, "", fmt.Errorf("clients: hash the secret: %w", err)
+		}
+		c.SecretHash = hash
+	}
+	return c, secret, nil
+}
+
+// Document is how the CLI and the admin API show a client; the secret
+// appears only in the answer that created it.
+type Document struct {
+	ID         string    `json:"client_id"`
+	Secret     string    `json:"client_secret,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	Public     bool      `json:"public"`
+	AuthMethod string    `json:"token_endpoint_auth_method"`
+	GrantTypes []string  `json:"grant_types"`
+	Scopes     []string  `json:"scopes"`
+	Audience   []string  `json:"audience"`
+	Introspect bool      `json:"introspect"`
+	DPoPBound  bool      `json:"dpop_bound"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+}
+
+// DocumentOf returns c as shown to operators, with secret when just created.
+func DocumentOf(c storage.Client, secret string) Document {
+	m := "client_secret_basic"
+	if c.Public {
+		m = "none"
+	}
+	nz := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return Document{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
+		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect,
+		DPoPBound: c.DPoPBound, CreatedAt: c.CreatedAt}
 }
 
 // GenerateSecret returns a new client secret with 256 bits of randomness.

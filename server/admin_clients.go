@@ -7,7 +7,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/authd/authd/clients"
-	"github.com/authd/authd/server/oauth"
 )
 
 // The client handlers decode, call clients.Service (as `authd clients` does)
@@ -46,9 +45,9 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]oauth.ClientDocument, 0, len(cs))
+	out := make([]clients.Document, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, oauth.Document(c, ""))
+		out = append(out, clients.DocumentOf(c, ""))
 	}
 	writeJSONStatus(w, http.StatusOK, map[string]any{"clients": out})
 }
@@ -70,7 +69,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/admin/clients/"+url.PathEscape(c.ID))
-	writeJSONStatus(w, http.StatusCreated, oauth.Document(c, secret))
+	writeJSONStatus(w, http.StatusCreated, clients.DocumentOf(c, secret))
 }
 
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +78,7 @@ func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSONStatus(w, http.StatusOK, oauth.Document(c, ""))
+	writeJSONStatus(w, http.StatusOK, clients.DocumentOf(c, ""))
 }
 
 // patchClient changes name, grant_types, scopes, audience, introspect or
@@ -98,7 +97,7 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSONStatus(w, http.StatusOK, oauth.Document(c, ""))
+	writeJSONStatus(w, http.StatusOK, clients.DocumentOf(c, ""))
 }
 
 // deleteClient serves DELETE /api/v1/admin/clients/{id}; every access token

@@ -154,9 +154,9 @@ func newTestServer(tb testing.TB, st storage.Store) *testServer {
 		tb.Fatal(err)
 	}
 	ts := &testServer{srv: srv, store: st, errs: errs}
-	c, sec, err := hasher.NewClient(ctx, oauth.ClientSpec{
+	c, sec, err := clients.Spec{
 		ID: "app", GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"openid", "profile", "email"},
-	})
+	}.Record(ctx, hasher, oauth.SupportedGrantTypes())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/authd/authd/clients"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
-	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 )
 
@@ -123,7 +122,7 @@ func (e *env) clientsCommand() *cobra.Command {
 				} else if err != nil {
 					return err
 				}
-				return printJSON(e.stdout, oauth.Document(c, secret))
+				return printJSON(e.stdout, clients.DocumentOf(c, secret))
 			})
 		},
 	}
@@ -148,9 +147,9 @@ func (e *env) clientsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				out := make([]oauth.ClientDocument, 0, len(cs))
+				out := make([]clients.Document, 0, len(cs))
 				for _, c := range cs {
-					out = append(out, oauth.Document(c, ""))
+					out = append(out, clients.DocumentOf(c, ""))
 				}
 				return printJSON(e.stdout, out)
 			})

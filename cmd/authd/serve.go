@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/config"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/events/kafka"
@@ -283,9 +284,9 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 			return fmt.Errorf("dev credentials in %s: %w", path, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		dc = devCredentials{ClientID: "dev-client", ClientSecret: oauth.GenerateSecret(), Username: "dev"}
+		dc = devCredentials{ClientID: "dev-client", ClientSecret: clients.GenerateSecret(), Username: "dev"}
 		for dc.Password == "" || identity.ValidatePassword(dc.Password, dc.Username, dc.Username+"@example.com", nil) != nil {
-			dc.Password = oauth.GenerateSecret()[:24] // random; redrawn in the rare case it holds "dev"
+			dc.Password = clients.GenerateSecret()[:24] // random; redrawn in the rare case it holds "dev"
 		}
 	default:
 		return fmt.Errorf("read dev credentials: %w", err)
@@ -297,10 +298,10 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 	// another issuer (another AUTHD_HTTP_ADDR), is brought up to date.
 	audience := []string{d.cfg.Issuer, devAudience}
 	if c, err := d.store.GetClient(ctx, dc.ClientID); errors.Is(err, storage.ErrNotFound) {
-		c, _, err := d.hasher.NewClient(ctx, oauth.ClientSpec{
+		c, _, err := clients.Spec{
 			ID: dc.ClientID, Name: "dev client", Secret: dc.ClientSecret, Introspect: true, Audience: audience,
 			GrantTypes: oauth.SupportedGrantTypes(), Scopes: []string{"openid", "profile", "email", "offline_access"},
-		})
+		}.Record(ctx, d.hasher, oauth.SupportedGrantTypes())
 		if err != nil {
 			return err
 		}

@@ -4,21 +4,19 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/ory/fosite"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/storage"
 )
 
@@ -40,12 +38,10 @@ func SupportedGrantTypes() []string { return slices.Clone(supportedGrantTypes) }
 // character, is ever handed to a store: PostgreSQL refuses such text with an
 // error that would otherwise surface as a 5xx.
 const (
-	maxClientIDLen     = 128  // as ClientSpec.Validate allows
-	maxClientSecretLen = 512  // generated secrets are 43 bytes
-	maxLoginLen        = 254  // a username or an email (identity.MaxEmailLen)
-	maxTokenLen        = 8192 // an access token (JWT) or a refresh token
-	maxParamLen        = 2048 // scope, audience, grant_type and any other parameter
-	maxParamNameLen    = 128
+	maxLoginLen     = 254  // a username or an email (identity.MaxEmailLen)
+	maxTokenLen     = 8192 // an access token (JWT) or a refresh token
+	maxParamLen     = 2048 // scope, audience, grant_type and any other parameter
+	maxParamNameLen = 128
 )
 
 // plainText reports whether s is at most max bytes of valid UTF-8 holding no
@@ -74,12 +70,6 @@ func tokenText(s string) bool {
 		}
 	}
 	return true
-}
-
-// validClientID reports whether id is a client id authd could have
-// registered: 1 to 128 printable ASCII characters without spaces.
-func validClientID(id string) bool {
-	return id != "" && len(id) <= maxClientIDLen && tokenText(id)
 }
 
 // passwordText reports whether a password grant's password could be
@@ -151,139 +141,6 @@ func (h *SecretHasher) Compare(_ context.Context, hash, data []byte) error {
 	return nil
 }
 
-// GenerateSecret returns a new client secret with 256 bits of randomness.
-func GenerateSecret() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// ClientSpec describes a client to register.
-type ClientSpec struct {
-	ID         string
-	Name       string
-	Secret     string // generated when empty and not Public
-	Public     bool
-	GrantTypes []string
-	Scopes     []string
-	Audience   []string
-	Introspect bool
-	DPoPBound  bool // must bind its tokens with DPoP
-}
-
-// Validate lists every problem of spec at once.
-func (spec ClientSpec) Validate() error {
-	var problems []error
-	if !validClientID(spec.ID) {
-		problems = append(problems, fmt.Errorf("client id must be 1-%d printable ASCII characters without spaces", maxClientIDLen))
-	}
-	if spec.Public && spec.Secret != "" {
-		problems = append(problems, errors.New("a public client has no secret"))
-	}
-	if !spec.Public && spec.Secret != "" && (len(spec.Secret) < 32 || !plainText(spec.Secret, maxClientSecretLen)) {
-		problems = append(problems, fmt.Errorf("a client secret must be 32 to %d bytes of printable text", maxClientSecretLen))
-	}
-	if len(spec.GrantTypes) == 0 {
-		problems = append(problems, errors.New("at least one grant type is required"))
-	}
-	for _, g := range spec.GrantTypes {
-		if !slices.Contains(supportedGrantTypes, g) {
-			problems = append(problems, fmt.Errorf("unsupported grant type %q", g))
-		}
-	}
-	if spec.Public && slices.Contains(spec.GrantTypes, GrantClientCredentials) {
-		problems = append(problems, errors.New("a public client cannot use client_credentials"))
-	}
-	for _, s := range append(slices.Clone(spec.Scopes), spec.Audience...) {
-		if s == "" || len(s) > 200 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r > '~' }) {
-			problems = append(problems, fmt.Errorf("invalid scope or audience %q", s))
-		}
-	}
-	if len(spec.Name) > 200 || !plainText(spec.Name, 200) {
-		problems = append(problems, errors.New("name must be at most 200 bytes of printable text"))
-	}
-	if len(problems) > 0 {
-		e := &ClientSpecError{}
-		for _, p := range problems {
-			e.Problems = append(e.Problems, p.Error())
-		}
-		return e
-	}
-	return nil
-}
-
-// ClientSpecError lists what is wrong with a client specification.
-type ClientSpecError struct {
-	Problems []string
-}
-
-func (e *ClientSpecError) Error() string {
-	return "oauth: invalid client: " + strings.Join(e.Problems, "; ")
-}
-
-// NewClient validates spec and returns the record to store and the plain
-// secret (empty for public clients) to show once.
-func (h *SecretHasher) NewClient(ctx context.Context, spec ClientSpec) (storage.Client, string, error) {
-	if err := spec.Validate(); err != nil {
-		return storage.Client{}, "", err
-	}
-	c := storage.Client{
-		ID: spec.ID, Name: spec.Name, Public: spec.Public,
-		GrantTypes: dedupe(spec.GrantTypes), Scopes: dedupe(spec.Scopes), Audience: dedupe(spec.Audience),
-		Introspect: spec.Introspect, DPoPBound: spec.DPoPBound,
-	}
-	secret := spec.Secret
-	if !spec.Public {
-		if secret == "" {
-			secret = GenerateSecret()
-		}
-		c.SecretHash, _ = h.Hash(ctx, []byte(secret))
-	}
-	return c, secret, nil
-}
-
-// ClientDocument is how the CLI and the admin API show a client; the secret
-// appears only in the answer that created it.
-type ClientDocument struct {
-	ID         string    `json:"client_id"`
-	Secret     string    `json:"client_secret,omitempty"`
-	Name       string    `json:"name,omitempty"`
-	Public     bool      `json:"public"`
-	AuthMethod string    `json:"token_endpoint_auth_method"`
-	GrantTypes []string  `json:"grant_types"`
-	Scopes     []string  `json:"scopes"`
-	Audience   []string  `json:"audience"`
-	Introspect bool      `json:"introspect"`
-	DPoPBound  bool      `json:"dpop_bound"`
-	CreatedAt  time.Time `json:"created_at,omitzero"`
-}
-
-// Document returns c as shown to operators, with secret when just created.
-func Document(c storage.Client, secret string) ClientDocument {
-	m := "client_secret_basic"
-	if c.Public {
-		m = "none"
-	}
-	nz := func(s []string) []string {
-		if s == nil {
-			return []string{}
-		}
-		return s
-	}
-	return ClientDocument{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
-		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect, DPoPBound: c.DPoPBound, CreatedAt: c.CreatedAt}
-}
-
-func dedupe(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // clientAuthenticator implements client_secret_basic, client_secret_post and
 // none (public clients). A request that uses more than one method, or an
 // assertion, is invalid_request (RFC 6749 §2.3).
@@ -341,7 +198,7 @@ func (a *clientAuthenticator) authenticate(ctx context.Context, r *http.Request,
 	known := false
 	// Text no registered client can have is never looked up: it is an
 	// unknown client, answered after the same comparison.
-	if validClientID(id) && plainText(secret, maxClientSecretLen) {
+	if clients.ValidID(id) && plainText(secret, clients.MaxSecretLen) {
 		var err error
 		c, err = a.clients.GetClient(ctx, id)
 		switch {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/server/oauth"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/clientcache"
@@ -61,7 +62,7 @@ func TestClientAuthLookups(t *testing.T) {
 	}
 	// A client created through the cache is usable at once, even after its
 	// id was remembered as unknown.
-	c, sec, err := mustHasher(t).NewClient(t.Context(), oauth.ClientSpec{ID: "nobody", GrantTypes: []string{"client_credentials"}})
+	c, sec, err := clients.Spec{ID: "nobody", GrantTypes: []string{"client_credentials"}}.Record(t.Context(), mustHasher(t), oauth.SupportedGrantTypes())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -380,23 +380,11 @@ func (p *Provider) RevokeSubject(ctx context.Context, subject, exceptFamily stri
 	})
 }
 
-// DeleteClient deletes a client and, in the same transaction, marks it so
-// that every access token issued to it until now is revoked (its refresh
-// tokens go with its row), then runs also (to record the event). The CLI and
-// the admin API both delete clients through it.
-func (p *Provider) DeleteClient(ctx context.Context, id string, also func(ctx context.Context) error) error {
-	return p.o.Store.InTx(ctx, func(ctx context.Context) error {
-		if err := p.o.Store.DeleteClient(ctx, id); err != nil {
-			return err
-		}
-		if err := p.o.Denylist.Revoke(ctx, p.mark(storage.RevokedClient, id)); err != nil {
-			return err
-		}
-		if also == nil {
-			return nil
-		}
-		return also(ctx)
-	})
+// RevokeClient marks a client so that every access token issued to it until
+// now is revoked (clients.Service.Delete calls it in the transaction that
+// deletes the client, whose refresh tokens go with its row).
+func (p *Provider) RevokeClient(ctx context.Context, id string) error {
+	return p.o.Denylist.Revoke(ctx, p.mark(storage.RevokedClient, id))
 }
 
 // mark is a denylist entry for every token of a subject or client issued

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/keys"
@@ -87,12 +88,12 @@ func newHarnessWith(tb testing.TB, st storage.Store, params identity.Params, opt
 		tb.Fatal(err)
 	}
 	h := &harness{p: p, store: st, secrets: map[string]string{}}
-	for _, spec := range []oauth.ClientSpec{
+	for _, spec := range []clients.Spec{
 		{ID: "app", GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"openid", "profile"}},
 		{ID: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}},
 		{ID: "rs", GrantTypes: []string{"client_credentials"}, Introspect: true},
 	} {
-		c, sec, err := hasher.NewClient(ctx, spec)
+		c, sec, err := spec.Record(ctx, hasher, oauth.SupportedGrantTypes())
 		if err != nil {
 			tb.Fatal(err)
 		}

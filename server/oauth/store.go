@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 	foauth2 "github.com/ory/fosite/handler/oauth2"
 
+	"github.com/authd/authd/clients"
 	"github.com/authd/authd/events"
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/internal/dpop"
@@ -21,7 +22,6 @@ import (
 // Store is what the OAuth layer needs from the SQL store.
 type Store interface {
 	GetClient(ctx context.Context, id string) (storage.Client, error)
-	DeleteClient(ctx context.Context, id string) error
 	GetUser(ctx context.Context, id string) (storage.User, error)
 	storage.RefreshTokens
 	storage.Transactor
@@ -101,7 +101,7 @@ var (
 // GetClient is fosite's client lookup (authd authenticates clients itself,
 // see clientAuthenticator); an id no client can have is never looked up.
 func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	if !validClientID(id) {
+	if !clients.ValidID(id) {
 		return nil, fosite.ErrNotFound
 	}
 	c, err := s.store.GetClient(ctx, id)
