@@ -1,6 +1,6 @@
 // Package postgres is authd's production store on PostgreSQL, through pgx v5.
 //
-// Every method picks up the transaction started by InTx or BeginTx from its
+// Every method picks up the transaction started by InTx from its
 // context. Errors are wrapped with storage's sentinels: no row is
 // storage.ErrNotFound, a unique violation storage.ErrConflict, a serialization
 // failure or deadlock storage.ErrSerialization.
@@ -180,35 +180,6 @@ func (s *Store) withTx(ctx context.Context, fn func(q *pipeTx) error) error {
 		return err
 	}
 	return tx.Commit(ctx)
-}
-
-// BeginTx starts a transaction and returns a context carrying it. (Nothing
-// is sent yet: BEGIN goes with the first statement.)
-func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
-	if s.tx(ctx) != nil {
-		return nil, errors.New("postgres: begin: a transaction is already in progress")
-	}
-	return s.withTxState(ctx, newPipeTx(s.pool)), nil
-}
-
-// Commit commits the transaction in ctx.
-func (s *Store) Commit(ctx context.Context) error {
-	tx := s.tx(ctx)
-	if tx == nil {
-		return errors.New("postgres: commit: no transaction in context")
-	}
-	return wrap("commit", tx.Commit(ctx))
-}
-
-// Rollback rolls back the transaction in ctx. After a Commit, failed or not,
-// it returns nil.
-func (s *Store) Rollback(ctx context.Context) error {
-	tx := s.tx(ctx)
-	if tx == nil {
-		return errors.New("postgres: rollback: no transaction in context")
-	}
-	tx.Rollback(ctx)
-	return nil
 }
 
 // wrap prefixes err with the operation and maps it onto storage's sentinels.

@@ -4,7 +4,7 @@
 // Write transactions begin IMMEDIATE (they take the write lock up front), so
 // two transactions never deadlock upgrading a read lock; waiting writers
 // retry for the busy timeout. Every method picks up the transaction started
-// by InTx or BeginTx from its context.
+// by InTx from its context.
 package sqlite
 
 import (
@@ -171,40 +171,6 @@ func (s *Store) withTx(ctx context.Context, fn func(q querier) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// BeginTx starts a transaction and returns a context carrying it.
-func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
-	if s.tx(ctx) != nil {
-		return nil, errors.New("sqlite: begin: a transaction is already in progress")
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, wrap("begin", err)
-	}
-	return sqlstore.WithTx(ctx, s, tx), nil
-}
-
-// Commit commits the transaction in ctx.
-func (s *Store) Commit(ctx context.Context) error {
-	tx := s.tx(ctx)
-	if tx == nil {
-		return errors.New("sqlite: commit: no transaction in context")
-	}
-	return wrap("commit", tx.Commit())
-}
-
-// Rollback rolls back the transaction in ctx. After a Commit, failed or not,
-// it returns nil.
-func (s *Store) Rollback(ctx context.Context) error {
-	tx := s.tx(ctx)
-	if tx == nil {
-		return errors.New("sqlite: rollback: no transaction in context")
-	}
-	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
-		return wrap("rollback", err)
-	}
-	return nil
 }
 
 // wrap prefixes err with the operation and maps it onto storage's sentinels.

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -50,12 +51,26 @@ func TestBusyIsSerializationFailure(t *testing.T) {
 		t.Fatalf("Migrate: %v", err)
 	}
 	waiter := open(t, path, sqlite.WithBusyTimeout(50*time.Millisecond))
-	txCtx, err := holder.BeginTx(t.Context())
-	if err != nil {
-		t.Fatalf("BeginTx: %v", err)
-	}
-	defer holder.Rollback(txCtx) //nolint:errcheck
-	err = waiter.CreateClient(t.Context(), storage.Client{ID: "c", Name: "c"})
+	// The holder's transaction holds the write lock until the checks below
+	// are done.
+	holding, done := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- holder.InTx(t.Context(), func(ctx context.Context) error {
+			err := holder.CreateClient(ctx, storage.Client{ID: "held", Name: "held"})
+			close(holding)
+			<-done
+			return err
+		})
+	}()
+	defer func() {
+		close(done)
+		if err := <-held; err != nil {
+			t.Errorf("the holder's transaction: %v", err)
+		}
+	}()
+	<-holding
+	err := waiter.CreateClient(t.Context(), storage.Client{ID: "c", Name: "c"})
 	if !errors.Is(err, storage.ErrSerialization) {
 		t.Errorf("CreateClient while another store holds the write lock = %v; want ErrSerialization", err)
 	}
