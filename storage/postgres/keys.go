@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 // keysLockID is the transaction advisory lock UpdateKeys holds, so that one
@@ -76,7 +77,7 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old []storage.SigningKey
 			return err
 		}
 		for _, k := range ordered {
-			if _, err := q.Exec(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), notNil(k.PrivateKey), notNil(k.PublicKey),
+			if _, err := q.Exec(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), sqlstore.NotNil(k.PrivateKey), sqlstore.NotNil(k.PublicKey),
 				k.CreatedAt.UTC(), nullTime(k.ActivatedAt), nullTime(k.RetiredAt), nullTime(k.ExpiresAt)); err != nil {
 				return err
 			}

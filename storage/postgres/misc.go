@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const (
@@ -133,7 +134,7 @@ func (s *Store) AppendOutbox(ctx context.Context, e storage.OutboxEvent) error {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
-	return wrap("append outbox", s.deferExec(ctx, qAppendOutbox, e.ID, e.Type, e.Key, notNil(e.Payload), e.CreatedAt.UTC()))
+	return wrap("append outbox", s.deferExec(ctx, qAppendOutbox, e.ID, e.Type, e.Key, sqlstore.NotNil(e.Payload), e.CreatedAt.UTC()))
 }
 
 // PendingOutbox returns up to limit (default 100) unsent events, oldest first.

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authd/authd/storage"
 	"github.com/google/uuid"
+
+	"github.com/authd/authd/storage"
 )
 
 // A transaction queues the writes whose results nobody reads and sends them

@@ -325,11 +325,3 @@ func orEmpty(s []string) []string {
 	}
 	return s
 }
-
-// notNil keeps NOT NULL byte columns from receiving NULL.
-func notNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}

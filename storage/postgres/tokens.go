@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const refreshColumns = `signature_hash, family_id, client_id, subject, active, request, requested_at, expires_at`
@@ -56,7 +57,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 		t.RequestedAt = s.now()
 	}
 	_, err := s.q(ctx).Exec(ctx, qInsertRefresh, t.SignatureHash, t.FamilyID, t.ClientID, t.Subject, t.Active,
-		notNil(t.Request), t.RequestedAt.UTC(), nullTime(t.ExpiresAt))
+		sqlstore.NotNil(t.Request), t.RequestedAt.UTC(), nullTime(t.ExpiresAt))
 	return wrap("create refresh token", err)
 }
 
@@ -108,7 +109,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next sto
 		next.RequestedAt = s.now()
 	}
 	tag, err := s.q(ctx).Exec(ctx, qRotateRefresh, next.SignatureHash, next.FamilyID, next.ClientID, next.Subject,
-		next.Active, notNil(next.Request), next.RequestedAt.UTC(), nullTime(next.ExpiresAt), oldHash)
+		next.Active, sqlstore.NotNil(next.Request), next.RequestedAt.UTC(), nullTime(next.ExpiresAt), oldHash)
 	if err != nil || tag.RowsAffected() == 1 {
 		return wrap("rotate refresh token", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const keyColumns = `id, alg, state, private_key, public_key, created_at, activated_at, retired_at, expires_at`
@@ -75,8 +76,8 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old []storage.SigningKey
 			return err
 		}
 		for _, k := range ordered {
-			if _, err := q.ExecContext(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), notNil(k.PrivateKey),
-				notNil(k.PublicKey), nanos(k.CreatedAt), nullNanos(k.ActivatedAt), nullNanos(k.RetiredAt),
+			if _, err := q.ExecContext(ctx, qUpsertKey, k.ID, k.Alg, string(k.State), sqlstore.NotNil(k.PrivateKey),
+				sqlstore.NotNil(k.PublicKey), nanos(k.CreatedAt), nullNanos(k.ActivatedAt), nullNanos(k.RetiredAt),
 				nullNanos(k.ExpiresAt)); err != nil {
 				return err
 			}

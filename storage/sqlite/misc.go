@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const (
@@ -116,7 +117,7 @@ func (s *Store) AppendOutbox(ctx context.Context, e storage.OutboxEvent) error {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
-	_, err := s.q(ctx).ExecContext(ctx, qAppendOutbox, e.ID, e.Type, e.Key, notNil(e.Payload), nanos(e.CreatedAt))
+	_, err := s.q(ctx).ExecContext(ctx, qAppendOutbox, e.ID, e.Type, e.Key, sqlstore.NotNil(e.Payload), nanos(e.CreatedAt))
 	return wrap("append outbox", err)
 }
 

@@ -304,13 +304,6 @@ func fromNullNanos(n sql.NullInt64) time.Time {
 	return fromNanos(n.Int64)
 }
 
-func notNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
 // jsonList encodes a string list as a JSON array ("[]" for nil).
 func jsonList(l []string) string {
 	if len(l) == 0 {

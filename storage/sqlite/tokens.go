@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
 const refreshColumns = `signature_hash, family_id, client_id, subject, active, request, requested_at, expires_at`
@@ -51,7 +52,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 		t.RequestedAt = s.now()
 	}
 	_, err := s.q(ctx).ExecContext(ctx, qInsertRefresh, t.SignatureHash, t.FamilyID, t.ClientID, t.Subject,
-		t.Active, notNil(t.Request), nanos(t.RequestedAt), nullNanos(t.ExpiresAt))
+		t.Active, sqlstore.NotNil(t.Request), nanos(t.RequestedAt), nullNanos(t.ExpiresAt))
 	return wrap("create refresh token", err)
 }
 
@@ -108,7 +109,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next sto
 		switch {
 		case err == nil:
 			return affected(q.ExecContext(ctx, qInsertRefresh, next.SignatureHash, next.FamilyID, next.ClientID, next.Subject,
-				next.Active, notNil(next.Request), nanos(next.RequestedAt), nullNanos(next.ExpiresAt)))
+				next.Active, sqlstore.NotNil(next.Request), nanos(next.RequestedAt), nullNanos(next.ExpiresAt)))
 		case !errors.Is(err, sql.ErrNoRows) || grace <= 0:
 			return err
 		}

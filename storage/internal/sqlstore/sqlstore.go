@@ -93,3 +93,12 @@ func NullBytes(b []byte) any {
 	}
 	return b
 }
+
+// NotNil keeps a NOT NULL byte column from receiving NULL: nil is sent as
+// an empty value.
+func NotNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
