@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,7 +81,13 @@ type Config struct {
 
 	LockoutThreshold     int           // consecutive failed logins before a lock; 0 turns lockout off
 	LockoutDuration      time.Duration // how long a lock lasts
-	RateLimitTokenPerMin int           // per client IP on the token and signup endpoints; 0 turns it off
+	RateLimitTokenPerMin int           // per client IP on the token and signup endpoints and the sign-in forms; 0 turns it off
+
+	SessionTTL     time.Duration // absolute lifetime of a browser session (single sign-on)
+	SessionIdleTTL time.Duration // a browser session unused this long ends
+	// TemplatesDir is a folder of the operator's own copies of the pages
+	// (package templates); empty serves the embedded ones.
+	TemplatesDir string
 
 	ShutdownTimeout   time.Duration // how long serve waits for in-flight requests on SIGTERM
 	ReadHeaderTimeout time.Duration // http.Server.ReadHeaderTimeout
@@ -114,6 +121,8 @@ func Defaults() Config {
 		LockoutThreshold:     5,
 		LockoutDuration:      15 * time.Minute,
 		RateLimitTokenPerMin: 60,
+		SessionTTL:           720 * time.Hour,
+		SessionIdleTTL:       72 * time.Hour,
 		ShutdownTimeout:      15 * time.Second,
 		ReadHeaderTimeout:    10 * time.Second,
 		MemoryLimit:          DefaultMemoryLimit,
@@ -316,7 +325,7 @@ func (c Config) validate(serve bool) error {
 }
 
 // validateServe checks the settings only serve reads: its listeners, TLS,
-// timeouts and rate limit.
+// timeouts, rate limit, browser sessions and page templates.
 func (c Config) validateServe() []error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
@@ -369,6 +378,21 @@ func (c Config) validateServe() []error {
 
 	if c.RateLimitTokenPerMin < 0 {
 		bad("AUTHD_RATE_LIMIT_TOKEN_PER_MIN", "must not be negative (0 turns it off), got %d", c.RateLimitTokenPerMin)
+	}
+	if c.SessionTTL <= 0 {
+		bad("AUTHD_SESSION_TTL", "must be positive, got %s", c.SessionTTL)
+	}
+	if c.SessionIdleTTL <= 0 {
+		bad("AUTHD_SESSION_IDLE_TTL", "must be positive, got %s", c.SessionIdleTTL)
+	} else if c.SessionTTL > 0 && c.SessionIdleTTL > c.SessionTTL {
+		bad("AUTHD_SESSION_IDLE_TTL", "must not be longer than AUTHD_SESSION_TTL (%s > %s)", c.SessionIdleTTL, c.SessionTTL)
+	}
+	if c.TemplatesDir != "" {
+		if st, err := os.Stat(c.TemplatesDir); err != nil {
+			bad("AUTHD_TEMPLATES_DIR", "must be a folder holding the page templates: %v", err)
+		} else if !st.IsDir() {
+			bad("AUTHD_TEMPLATES_DIR", "must be a folder holding the page templates, got a file: %q", c.TemplatesDir)
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("AUTHD_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)

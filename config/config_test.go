@@ -182,6 +182,9 @@ func TestLoadEveryEnvName(t *testing.T) {
 		"AUTHD_LOCKOUT_THRESHOLD":         "3",
 		"AUTHD_LOCKOUT_DURATION":          "1h",
 		"AUTHD_RATE_LIMIT_TOKEN_PER_MIN":  "0",
+		"AUTHD_SESSION_TTL":               "48h",
+		"AUTHD_SESSION_IDLE_TTL":          "2h",
+		"AUTHD_TEMPLATES_DIR":             ".",
 		"AUTHD_SHUTDOWN_TIMEOUT":          "5s",
 		"AUTHD_READ_HEADER_TIMEOUT":       "2s",
 		"AUTHD_MEMORY_LIMIT":              "1GiB",
@@ -204,6 +207,7 @@ func TestLoadEveryEnvName(t *testing.T) {
 		Secret: strings.Repeat("s", 32), SecretOld: []string{strings.Repeat("o", 32), strings.Repeat("p", 32)},
 		SigningAlg: "EdDSA", AccessTokenTTL: 5 * time.Minute, RefreshTokenTTL: 24 * time.Hour, RefreshFamilyTTL: 48 * time.Hour,
 		RefreshReuseInterval: 0, AuditRetention: 720 * time.Hour, DPoPNonce: true, LockoutThreshold: 3, LockoutDuration: time.Hour, RateLimitTokenPerMin: 0,
+		SessionTTL: 48 * time.Hour, SessionIdleTTL: 2 * time.Hour, TemplatesDir: ".",
 		ShutdownTimeout: 5 * time.Second, ReadHeaderTimeout: 2 * time.Second, MemoryLimit: "1GiB",
 		PprofAddr: "127.0.0.1:6060", LogLevel: "debug", TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1"},
 	}
@@ -412,6 +416,13 @@ func TestValidate(t *testing.T) {
 		{"rate limit off", func(c *Config) { c.RateLimitTokenPerMin = 0 }, ""},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "AUTHD_LOG_LEVEL"},
 		{"shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "AUTHD_SHUTDOWN_TIMEOUT"},
+		{"session ttl zero", func(c *Config) { c.SessionTTL = 0 }, "AUTHD_SESSION_TTL: must be positive"},
+		{"session idle negative", func(c *Config) { c.SessionIdleTTL = -time.Minute }, "AUTHD_SESSION_IDLE_TTL: must be positive"},
+		{"session idle longer", func(c *Config) { c.SessionTTL, c.SessionIdleTTL = time.Hour, 2 * time.Hour }, "must not be longer than AUTHD_SESSION_TTL"},
+		{"session idle equal", func(c *Config) { c.SessionTTL, c.SessionIdleTTL = time.Hour, time.Hour }, ""},
+		{"templates dir missing", func(c *Config) { c.TemplatesDir = "/no/such/authd/templates" }, "AUTHD_TEMPLATES_DIR: must be a folder"},
+		{"templates dir a file", func(c *Config) { c.TemplatesDir = "config_test.go" }, "got a file"},
+		{"templates dir ok", func(c *Config) { c.TemplatesDir = "../templates" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -441,6 +452,8 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		AccessTokenTTL:  time.Hour,
 		RefreshTokenTTL: time.Minute,
 		LockoutDuration: -time.Second,
+		SessionTTL:      time.Hour,
+		SessionIdleTTL:  time.Hour,
 		LogLevel:        "info",
 	}
 	err := c.Validate()
