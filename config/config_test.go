@@ -418,7 +418,7 @@ func TestValidate(t *testing.T) {
 		{"shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "AUTHD_SHUTDOWN_TIMEOUT"},
 		{"session ttl zero", func(c *Config) { c.SessionTTL = 0 }, "AUTHD_SESSION_TTL: must be positive"},
 		{"session idle negative", func(c *Config) { c.SessionIdleTTL = -time.Minute }, "AUTHD_SESSION_IDLE_TTL: must be positive"},
-		{"session idle longer", func(c *Config) { c.SessionTTL, c.SessionIdleTTL = time.Hour, 2 * time.Hour }, "must not be longer than AUTHD_SESSION_TTL"},
+		{"session idle longer", func(c *Config) { c.SessionTTL, c.SessionIdleTTL = time.Hour, 2*time.Hour }, "must not be longer than AUTHD_SESSION_TTL"},
 		{"session idle equal", func(c *Config) { c.SessionTTL, c.SessionIdleTTL = time.Hour, time.Hour }, ""},
 		{"templates dir missing", func(c *Config) { c.TemplatesDir = "/no/such/authd/templates" }, "AUTHD_TEMPLATES_DIR: must be a folder"},
 		{"templates dir a file", func(c *Config) { c.TemplatesDir = "config_test.go" }, "got a file"},
