@@ -163,56 +163,24 @@ func Check(proof string, p Params) (*Proof, error) {
 // same signature (the base64 decoder alone would also skip CR and LF and
 // ignore those bits).
 func canonicalCompact(s string) bool {
-	parts, start := 0, 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] != '.' {
-			if b64Value(s[i]) < 0 {
-				return false
-			}
-			continue
-		}
-		part := s[start:i]
-		if part == "" || !canonicalTail(part) {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	strict := base64.RawURLEncoding.Strict()
+	for _, part := range parts {
+		// Strict refuses CR and LF and non-zero unused bits; the alphabet
+		// check refuses what the decoder would skip or the URL form of '+'.
+		if part == "" || strings.ContainsFunc(part, func(r rune) bool {
+			return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+		}) {
 			return false
 		}
-		parts++
-		start = i + 1
+		if _, err := strict.DecodeString(part); err != nil {
+			return false
+		}
 	}
-	return parts == 3
-}
-
-// canonicalTail reports whether the unused low bits of the last character of
-// an unpadded base64 part are zero.
-func canonicalTail(part string) bool {
-	var unused uint
-	switch len(part) % 4 {
-	case 0:
-		return true
-	case 1:
-		return false
-	case 2:
-		unused = 4
-	case 3:
-		unused = 2
-	}
-	return b64Value(part[len(part)-1])&(1<<unused-1) == 0
-}
-
-// b64Value is the value of a base64url character, or -1.
-func b64Value(c byte) int {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return int(c - 'A')
-	case 'a' <= c && c <= 'z':
-		return int(c-'a') + 26
-	case '0' <= c && c <= '9':
-		return int(c-'0') + 52
-	case c == '-':
-		return 62
-	case c == '_':
-		return 63
-	}
-	return -1
+	return true
 }
 
 // SameURL compares an htu with the request's URL as RFC 9449 §4.3 asks:
