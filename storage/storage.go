@@ -69,7 +69,13 @@ type Client struct {
 	Audience   []string
 	Introspect bool // may introspect any token (a resource server)
 	DPoPBound  bool // must bind its tokens to a key with DPoP (RFC 9449)
-	CreatedAt  time.Time
+	// RedirectURIs are where authorization responses may go (matched
+	// exactly; RFC 6749 §3.1.2); PostLogoutRedirectURIs where RP-initiated
+	// logout may send the browser back.
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	FirstParty             bool // skips the consent page
+	CreatedAt              time.Time
 }
 
 // RefreshToken is one link of a refresh-token family. Only a hash of the
@@ -83,6 +89,41 @@ type RefreshToken struct {
 	Request       []byte // serialised request and session, owned by server/oauth
 	RequestedAt   time.Time
 	ExpiresAt     time.Time
+}
+
+// BrowserSession is a signed-in browser (single sign-on). Only a hash of the
+// cookie value is stored.
+type BrowserSession struct {
+	IDHash     string // primary key: hex SHA-256 of the cookie value; the value itself is never stored
+	ID         string // public id, the `sid` claim of id_tokens (random, not derived from the cookie)
+	UserID     string
+	AuthTime   time.Time // when the user last proved who they are in it
+	AMR        []string  // how: ["pwd"], or an upstream's
+	CreatedAt  time.Time
+	LastSeenAt time.Time // for the idle lifetime (AUTHD_SESSION_IDLE_TTL)
+	ExpiresAt  time.Time // absolute end (AUTHD_SESSION_TTL after creation)
+}
+
+// AuthorizationCode is an authorization code (RFC 6749 §4.1) between the
+// authorize response and its exchange. Only a hash of the code's signature is stored.
+type AuthorizationCode struct {
+	SignatureHash string // primary key
+	RequestID     string // fosite's request id: the family of the tokens it is exchanged for
+	ClientID      string
+	Subject       string
+	SessionID     string // the BrowserSession.ID that approved it
+	Active        bool   // false once exchanged
+	Request       []byte // serialised request (PKCE challenge, nonce, redirect_uri, session); owned by server/oauth
+	RequestedAt   time.Time
+	ExpiresAt     time.Time // 60 s after issue
+}
+
+// Consent is what a user allowed a client that is not first-party.
+type Consent struct {
+	UserID    string
+	ClientID  string
+	Scopes    []string // the union of every scope allowed so far
+	GrantedAt time.Time
 }
 
 // KeyState is where a signing key is in its life.
@@ -293,6 +334,36 @@ type RefreshTokens interface {
 	RevokeSubjectRefreshTokens(ctx context.Context, subject, exceptFamily string) ([]string, error)
 }
 
+// BrowserSessions stores browser sessions.
+type BrowserSessions interface {
+	CreateBrowserSession(ctx context.Context, s BrowserSession) error
+	GetBrowserSession(ctx context.Context, idHash string) (BrowserSession, error) // ErrNotFound
+	// TouchBrowserSession sets LastSeenAt (and AuthTime/AMR when the
+	// session re-authenticated: zero/nil keep them); ErrNotFound when gone.
+	TouchBrowserSession(ctx context.Context, idHash string, lastSeen, authTime time.Time, amr []string) error
+	DeleteBrowserSession(ctx context.Context, idHash string) error // ErrNotFound when none
+	// DeleteUserBrowserSessions ends every session of the user (disable,
+	// delete, password change) and returns how many it ended.
+	DeleteUserBrowserSessions(ctx context.Context, userID string) (int64, error)
+}
+
+// AuthorizationCodes stores authorization codes.
+type AuthorizationCodes interface {
+	CreateAuthorizationCode(ctx context.Context, c AuthorizationCode) error                    // ErrConflict on a repeated hash
+	GetAuthorizationCode(ctx context.Context, signatureHash string) (AuthorizationCode, error) // whatever its state; ErrNotFound
+	// UseAuthorizationCode marks an active code used, in one conditional
+	// statement: of concurrent uses exactly one succeeds; the others, and any
+	// use of an unknown or already used code, get ErrNotFound.
+	UseAuthorizationCode(ctx context.Context, signatureHash string) error
+}
+
+// Consents stores consents.
+type Consents interface {
+	GetConsent(ctx context.Context, userID, clientID string) (Consent, error) // ErrNotFound
+	SaveConsent(ctx context.Context, c Consent) error                         // insert or replace
+	DeleteConsents(ctx context.Context, userID string) (int64, error)
+}
+
 // Keys stores signing keys.
 type Keys interface {
 	ListKeys(ctx context.Context) ([]SigningKey, error)
@@ -352,6 +423,9 @@ type Store interface {
 	Users
 	Clients
 	RefreshTokens
+	BrowserSessions
+	AuthorizationCodes
+	Consents
 	Keys
 	Denylist
 	Audit
@@ -360,8 +434,12 @@ type Store interface {
 	Transactor
 	// ActiveRevocations lists denylist entries not yet expired (to warm a cache).
 	ActiveRevocations(ctx context.Context, now time.Time) ([]Revocation, error)
-	// Purge deletes expired refresh tokens, denylist entries, DPoP proof
-	// ids and dropped keys, and what r says has been kept long enough.
+	// Purge deletes expired refresh tokens, authorization codes (used ones
+	// too, only once expired: a second use must find the row to be told
+	// apart as reuse), browser sessions past their absolute end, denylist
+	// entries, DPoP proof ids and dropped keys, and what r says has been
+	// kept long enough. (A session's idle end is its reader's to check: the
+	// idle lifetime is configuration.)
 	Purge(ctx context.Context, now time.Time, r Retention) (int64, error)
 	Migrate(ctx context.Context) error
 	MigrationStatus(ctx context.Context) ([]MigrationState, error)

@@ -7,14 +7,16 @@ import (
 	"github.com/authd/authd/storage/internal/sqlstore"
 )
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at, dpop_bound`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, audience, introspect, created_at, dpop_bound,
+redirect_uris, post_logout_redirect_uris, first_party`
 
 const (
-	qInsertClient = `INSERT INTO clients (` + clientColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertClient = `INSERT INTO clients (` + clientColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetClient    = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 	qListClients  = `SELECT ` + clientColumns + ` FROM clients ORDER BY id`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, public = ?, grant_types = ?, scopes = ?,
-audience = ?, introspect = ?, dpop_bound = ? WHERE id = ?`
+audience = ?, introspect = ?, dpop_bound = ?, redirect_uris = ?, post_logout_redirect_uris = ?, first_party = ?
+WHERE id = ?`
 	qDeleteClient = `DELETE FROM clients WHERE id = ?`
 )
 
@@ -22,21 +24,24 @@ func scanClient(row scanner) (storage.Client, error) {
 	var (
 		c                       storage.Client
 		grantTypes, scopes, aud string
+		redirects, postLogout   string
 		createdAt               int64
 	)
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &grantTypes, &scopes, &aud,
-		&c.Introspect, &createdAt, &c.DPoPBound); err != nil {
+		&c.Introspect, &createdAt, &c.DPoPBound, &redirects, &postLogout, &c.FirstParty); err != nil {
 		return storage.Client{}, err
 	}
-	var err error
-	if c.GrantTypes, err = parseList(grantTypes); err != nil {
-		return storage.Client{}, err
-	}
-	if c.Scopes, err = parseList(scopes); err != nil {
-		return storage.Client{}, err
-	}
-	if c.Audience, err = parseList(aud); err != nil {
-		return storage.Client{}, err
+	for _, l := range []struct {
+		to   *[]string
+		from string
+	}{
+		{&c.GrantTypes, grantTypes}, {&c.Scopes, scopes}, {&c.Audience, aud},
+		{&c.RedirectURIs, redirects}, {&c.PostLogoutRedirectURIs, postLogout},
+	} {
+		var err error
+		if *l.to, err = parseList(l.from); err != nil {
+			return storage.Client{}, err
+		}
 	}
 	c.CreatedAt = fromNanos(createdAt)
 	return c, nil
@@ -48,7 +53,8 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		c.CreatedAt = s.now()
 	}
 	_, err := s.q(ctx).ExecContext(ctx, qInsertClient, c.ID, c.Name, sqlstore.NullBytes(c.SecretHash), c.Public,
-		jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, nanos(c.CreatedAt), c.DPoPBound)
+		jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, nanos(c.CreatedAt), c.DPoPBound,
+		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), c.FirstParty)
 	return wrap("create client", err)
 }
 
@@ -83,7 +89,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		}
 		c.ID, c.CreatedAt = id, created
 		_, err = q.ExecContext(ctx, qUpdateClient, c.Name, sqlstore.NullBytes(c.SecretHash), c.Public,
-			jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, c.DPoPBound, id)
+			jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.Audience), c.Introspect, c.DPoPBound,
+			jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), c.FirstParty, id)
 		return err
 	})
 	if err != nil {
@@ -92,7 +99,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 	return c, nil
 }
 
-// DeleteClient deletes the client and its refresh tokens; ErrNotFound if there was none.
+// DeleteClient deletes the client, its refresh tokens, authorization codes
+// and consents; ErrNotFound if there was none.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return wrap("delete client", affected(s.q(ctx).ExecContext(ctx, qDeleteClient, id)))
 }

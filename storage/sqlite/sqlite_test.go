@@ -2,11 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
+	"github.com/authd/authd/migrations"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/sqlite"
 	"github.com/authd/authd/storage/storagetest"
@@ -77,5 +81,45 @@ func TestBusyIsSerializationFailure(t *testing.T) {
 	// Reads go on while a writer holds the lock (WAL).
 	if _, err := waiter.ListClients(t.Context()); err != nil {
 		t.Errorf("ListClients during a write transaction: %v", err)
+	}
+}
+
+// The newest migration goes down and comes up again on a migrated file
+// (every Down part is tested on PostgreSQL by TestMigrateAfterARollback).
+func TestMigrateAfterARollback(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "authd.db")
+	s := open(t, path)
+	ctx := t.Context()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.SQLite(), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	st, err := s.MigrationStatus(ctx)
+	if err != nil || len(st) == 0 || st[len(st)-1].Applied {
+		t.Fatalf("MigrationStatus after Down = %+v, %v; want the newest migration pending", st, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate after Down: %v", err)
+	}
+	st, err = s.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied {
+			t.Errorf("migration %d %s not applied after Migrate", m.Version, m.Name)
+		}
 	}
 }

@@ -20,7 +20,11 @@ func newClient() storage.Client {
 		Audience:   []string{"https://api.example"},
 		Introspect: true,
 		DPoPBound:  true,
-		CreatedAt:  now().Add(-time.Minute),
+		RedirectURIs: []string{"https://app.example/callback", "http://127.0.0.1/callback",
+			"com.example.app:/oauth2redirect"},
+		PostLogoutRedirectURIs: []string{"https://app.example/"},
+		FirstParty:             true,
+		CreatedAt:              now().Add(-time.Minute),
 	}
 }
 
@@ -30,6 +34,8 @@ func checkClient(t *testing.T, what string, got, want storage.Client) {
 		got.Public == want.Public && sameStrings(got.GrantTypes, want.GrantTypes) &&
 		sameStrings(got.Scopes, want.Scopes) && sameStrings(got.Audience, want.Audience) &&
 		got.Introspect == want.Introspect && got.DPoPBound == want.DPoPBound &&
+		sameStrings(got.RedirectURIs, want.RedirectURIs) &&
+		sameStrings(got.PostLogoutRedirectURIs, want.PostLogoutRedirectURIs) && got.FirstParty == want.FirstParty &&
 		sameTime(got.CreatedAt, want.CreatedAt) && isUTC(got.CreatedAt)
 	if !ok {
 		t.Fatalf("%s = %+v; want %+v", what, got, want)
@@ -46,6 +52,7 @@ func testClients(t *testing.T, s storage.Store) {
 
 	pub := newClient()
 	pub.Public, pub.SecretHash, pub.Audience, pub.Scopes = true, nil, nil, nil
+	pub.RedirectURIs, pub.PostLogoutRedirectURIs, pub.FirstParty = nil, nil, false
 	mustNil(t, "CreateClient(public)", s.CreateClient(ctx, pub))
 	got, err = s.GetClient(ctx, pub.ID)
 	mustNil(t, "GetClient(public)", err)
@@ -74,11 +81,15 @@ func testClients(t *testing.T, s storage.Store) {
 		v.Scopes = append(v.Scopes, "orders:write")
 		v.SecretHash = []byte("rotated")
 		v.Introspect = false
+		v.RedirectURIs = []string{"https://app.example/cb2"}
+		v.PostLogoutRedirectURIs = nil
+		v.FirstParty = false
 		return nil
 	})
 	mustNil(t, "UpdateClient", err)
 	wantC := c
 	wantC.Name, wantC.Scopes, wantC.SecretHash, wantC.Introspect = "Renamed", append(slices.Clone(c.Scopes), "orders:write"), []byte("rotated"), false
+	wantC.RedirectURIs, wantC.PostLogoutRedirectURIs, wantC.FirstParty = []string{"https://app.example/cb2"}, nil, false
 	checkClient(t, "UpdateClient", updated, wantC)
 	got, err = s.GetClient(ctx, c.ID)
 	mustNil(t, "GetClient", err)

@@ -10,8 +10,9 @@ import (
 // Exec runs a statement and returns how many rows it changed.
 type Exec func(ctx context.Context, query string, args ...any) (int64, error)
 
-// Purge deletes with exec the refresh tokens, denylist entries, retired
-// signing keys and DPoP proof ids that expired before now, and the history
+// Purge deletes with exec the refresh tokens, authorization codes, browser
+// sessions, denylist entries, retired signing keys and DPoP proof ids that
+// expired before now, and the history
 // r lets go, and returns how many rows went. The caller gives it a
 // transaction: on an error, some statements may have run.
 func (d Dialect) Purge(ctx context.Context, exec Exec, now time.Time, r storage.Retention) (int64, error) {
@@ -21,6 +22,11 @@ func (d Dialect) Purge(ctx context.Context, exec Exec, now time.Time, r storage.
 		before time.Time
 	}{
 		{`DELETE FROM refresh_tokens WHERE expires_at < ?`, now},
+		// Used codes too, but only once expired: until then a second use
+		// must find the row to be told apart as reuse.
+		{`DELETE FROM authorization_codes WHERE expires_at < ?`, now},
+		// The absolute end; the idle end is configuration, checked by the reader.
+		{`DELETE FROM browser_sessions WHERE expires_at < ?`, now},
 		{`DELETE FROM revocations WHERE expires_at < ?`, now},
 		{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`, now},
 		{`DELETE FROM dpop_proofs WHERE expires_at < ?`, now},

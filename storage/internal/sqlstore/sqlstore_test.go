@@ -158,12 +158,14 @@ func TestPurge(t *testing.T) {
 		return int64(len(calls)), nil
 	}
 	n, err := numbered().Purge(t.Context(), exec, now, r)
-	if err != nil || n != 1+2+3+4+5+6+7 {
-		t.Fatalf("Purge = %d, %v; want 28, nil", n, err)
+	if err != nil || n != 1+2+3+4+5+6+7+8+9 {
+		t.Fatalf("Purge = %d, %v; want 45, nil", n, err)
 	}
 	at := func(t time.Time) any { return numbered().Time(t) }
 	want := []call{
 		{`DELETE FROM refresh_tokens WHERE expires_at < $1`, at(now)},
+		{`DELETE FROM authorization_codes WHERE expires_at < $1`, at(now)},
+		{`DELETE FROM browser_sessions WHERE expires_at < $1`, at(now)},
 		{`DELETE FROM revocations WHERE expires_at < $1`, at(now)},
 		{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`, at(now)},
 		{`DELETE FROM dpop_proofs WHERE expires_at < $1`, at(now)},
