@@ -18,8 +18,9 @@ import (
 var ErrWrongPassword = errors.New("identity: current password is wrong")
 
 // ChangePassword checks current against the user's hash, validates next and,
-// in one transaction, stores next's hash, records auth.password.changed and
-// runs also (which revokes the user's other sessions; may be nil). Both
+// in one transaction, stores next's hash, records auth.password.changed,
+// ends every browser session of the user and runs also (which revokes the
+// user's other token families; may be nil). Both
 // hashes are computed before the transaction, so no row stays locked while
 // argon2id runs.
 func (s *Service) ChangePassword(ctx context.Context, userID, current, next string, m Meta, also func(ctx context.Context) error) error {
@@ -57,6 +58,9 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 		if err := s.rec.Record(ctx, events.Event{
 			Type: events.PasswordChanged, Subject: userID, ClientID: m.ClientID, IP: m.IP,
 		}); err != nil {
+			return err
+		}
+		if err := s.endBrowserSessions(ctx, userID); err != nil {
 			return err
 		}
 		if also != nil {

@@ -37,7 +37,8 @@ type UserChange struct {
 
 // UpdateUser applies ch to the user in one transaction that also records
 // auth.user_updated (naming admin) and, when it disables an enabled account,
-// revokes the user's tokens through rv (required then). Roles are validated
+// revokes the user's tokens through rv (required then) and ends their
+// browser sessions. Roles are validated
 // before anything is written; an admin cannot disable their own account
 // (ErrOwnAccount).
 func (s *Service) UpdateUser(ctx context.Context, userID string, ch UserChange, admin string, m Meta, rv Revoker) (storage.User, error) {
@@ -76,6 +77,9 @@ func (s *Service) UpdateUser(ctx context.Context, userID string, ch UserChange, 
 			if err := rv.RevokeSubject(ctx, userID, ""); err != nil {
 				return err
 			}
+			if err := s.endBrowserSessions(ctx, userID); err != nil {
+				return err
+			}
 		}
 		return s.rec.Record(ctx, events.Event{
 			Type: events.UserUpdated, Subject: userID, ClientID: m.ClientID, IP: m.IP,
@@ -89,7 +93,8 @@ func (s *Service) UpdateUser(ctx context.Context, userID string, ch UserChange, 
 }
 
 // DeleteUser deletes the account in one transaction that first revokes
-// every token of the user through rv and then records auth.user_deleted
+// every token of the user through rv and ends their browser sessions, and
+// then records auth.user_deleted
 // (naming admin). An admin cannot delete their own account
 // (ErrDeleteOwnAccount); an unknown id is storage.ErrNotFound.
 func (s *Service) DeleteUser(ctx context.Context, userID, admin string, m Meta, rv Revoker) error {
@@ -101,6 +106,9 @@ func (s *Service) DeleteUser(ctx context.Context, userID, admin string, m Meta, 
 	}
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := rv.RevokeSubject(ctx, userID, ""); err != nil {
+			return err
+		}
+		if err := s.endBrowserSessions(ctx, userID); err != nil {
 			return err
 		}
 		if err := s.store.DeleteUser(ctx, userID); err != nil {
@@ -130,9 +138,9 @@ func (s *Service) SetDisabled(ctx context.Context, userID string, disabled bool,
 
 // SetPassword is an operator's password reset: password must pass the
 // policy; in one transaction its hash replaces the user's,
-// auth.password.changed is recorded (naming admin) and every token of the
-// user is revoked through rv (required), as a password change by the user
-// revokes their other sessions. A lockout stays (unlock clears it). The
+// auth.password.changed is recorded (naming admin), every token of the
+// user is revoked through rv (required) and their browser sessions end, as
+// a password change by the user revokes their other sessions. A lockout stays (unlock clears it). The
 // hash is computed before the transaction.
 func (s *Service) SetPassword(ctx context.Context, userID, password, admin string, m Meta, rv Revoker) (storage.User, error) {
 	if rv == nil {
@@ -160,6 +168,9 @@ func (s *Service) SetPassword(ctx context.Context, userID, password, admin strin
 		if err := rv.RevokeSubject(ctx, userID, ""); err != nil {
 			return err
 		}
+		if err := s.endBrowserSessions(ctx, userID); err != nil {
+			return err
+		}
 		return s.rec.Record(ctx, events.Event{
 			Type: events.PasswordChanged, Subject: userID, ClientID: m.ClientID, IP: m.IP,
 			Data: map[string]any{"admin": admin, "reset": true},
@@ -181,4 +192,17 @@ func (s *Service) FindUser(ctx context.Context, ref string) (storage.User, error
 		return storage.User{}, fmt.Errorf("identity: find user %q: %w", ref, err)
 	}
 	return u, nil
+}
+
+// endBrowserSessions ends every browser session of the user, in ctx's
+// transaction.
+func (s *Service) endBrowserSessions(ctx context.Context, userID string) error {
+	n, err := s.store.DeleteUserBrowserSessions(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("end browser sessions: %w", err)
+	}
+	if n > 0 {
+		s.log.InfoContext(ctx, "identity: browser sessions ended", "user_id", userID, "sessions", n)
+	}
+	return nil
 }

@@ -236,9 +236,12 @@ func (s *Service) settle(ctx, sctx context.Context, a attempt, password string, 
 			}
 		}
 		if reason != "" {
+			data := map[string]any{"reason": reason}
+			if m.Via != "" {
+				data["via"] = m.Via
+			}
 			return s.rec.Record(ctx, events.Event{
-				Type: events.LoginFailed, Subject: a.userID, ClientID: m.ClientID, IP: m.IP,
-				Data: map[string]any{"reason": reason},
+				Type: events.LoginFailed, Subject: a.userID, ClientID: m.ClientID, IP: m.IP, Data: data,
 			})
 		}
 		if ok && needsRehash {
@@ -333,6 +336,9 @@ func (s *Service) recordSuccess(ctx context.Context, userID string, rehashed boo
 	data := map[string]any{"method": "password"}
 	if rehashed {
 		data["rehashed"] = true
+	}
+	if m.Via != "" {
+		data["via"] = m.Via
 	}
 	return s.rec.Record(ctx, events.Event{
 		Type: events.LoginSuccess, Subject: userID, ClientID: m.ClientID, IP: m.IP, Data: data,

@@ -34,9 +34,12 @@ const (
 	ReasonDisabled    = "disabled"
 )
 
-// Store is what the service needs from storage.
+// Store is what the service needs from storage: users, and browser
+// sessions to end them when an account is disabled, deleted or changes
+// password.
 type Store interface {
 	storage.Users
+	storage.BrowserSessions
 	storage.Transactor
 }
 
@@ -83,7 +86,15 @@ func (s *Service) observeHash(op string, start time.Time) {
 type Meta struct {
 	ClientID string
 	IP       string
+	// Via is how a password login came, recorded as data.via of
+	// auth.login.success and auth.login.failed when set: ViaForm for the
+	// browser sign-in page; empty for the token endpoint's password grant
+	// (whose events carry no via).
+	Via string
 }
+
+// ViaForm marks a login made through the browser sign-in page (Meta.Via).
+const ViaForm = "form"
 
 // NewUser is an account to create.
 type NewUser struct {
@@ -263,6 +274,28 @@ func (s *Service) Authenticate(ctx context.Context, login, password string, m Me
 		s.testChecked(a.refused == "", ok)
 	}
 	return s.settle(ctx, sctx, a, password, ok && a.refused == "", needsRehash, m)
+}
+
+// SignupProblems lists every problem of a signup's input, one at most per
+// field (username, email, password, in that order), by the rules CreateUser
+// applies; empty when there is none. A form shows them all at once;
+// CreateUser still checks (and stops at the first).
+func (s *Service) SignupProblems(username, email, password string) []*ValidationError {
+	var out []*ValidationError
+	add := func(err error) {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			out = append(out, ve)
+		}
+	}
+	u, err := ValidateUsername(username)
+	add(err)
+	if err != nil {
+		u = NormalizeUsername(username) // still kept out of the password
+	}
+	add(ValidateEmail(email))
+	add(ValidatePassword(password, u, email, s.blocklist))
+	return out
 }
 
 // CreateUser validates nu (ValidateSignup, then the roles), hashes the
