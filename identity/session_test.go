@@ -15,7 +15,6 @@ import (
 	"github.com/authd/authd/storage"
 )
 
-
 func newSessions(f *fixture) *Sessions {
 	return NewSessions(f.store, SessionOptions{TTL: 48 * time.Hour, IdleTTL: 3 * time.Hour, Now: f.clock})
 }
@@ -115,7 +114,7 @@ func TestSessionLifetimes(t *testing.T) {
 			}
 			// Used every two hours (idle 3h): alive until the absolute end (48h).
 			at := start
-			for at.Add(2*time.Hour).Before(start.Add(48 * time.Hour)) {
+			for at.Add(2 * time.Hour).Before(start.Add(48 * time.Hour)) {
 				at = at.Add(2 * time.Hour)
 				got, _, err := ss.CheckSession(t.Context(), cookie, at)
 				if err != nil {
