@@ -130,6 +130,11 @@ type Change struct {
 	Audience   *[]string
 	Introspect *bool
 	DPoPBound  *bool
+	// RedirectURIs and PostLogoutRedirectURIs replace the lists (repeats
+	// dropped); an empty list clears one.
+	RedirectURIs           *[]string
+	PostLogoutRedirectURIs *[]string
+	FirstParty             *bool
 }
 
 // Update applies ch to the client in one transaction that also records
@@ -159,8 +164,18 @@ func (s *Service) Update(ctx context.Context, id string, ch Change, admin string
 			if ch.DPoPBound != nil {
 				x.DPoPBound = *ch.DPoPBound
 			}
+			if ch.RedirectURIs != nil {
+				x.RedirectURIs = dedupe(*ch.RedirectURIs)
+			}
+			if ch.PostLogoutRedirectURIs != nil {
+				x.PostLogoutRedirectURIs = dedupe(*ch.PostLogoutRedirectURIs)
+			}
+			if ch.FirstParty != nil {
+				x.FirstParty = *ch.FirstParty
+			}
 			return Spec{ID: x.ID, Name: x.Name, Public: x.Public, GrantTypes: x.GrantTypes,
-				Scopes: x.Scopes, Audience: x.Audience}.validate(s.grants)
+				Scopes: x.Scopes, Audience: x.Audience, RedirectURIs: x.RedirectURIs,
+				PostLogoutRedirectURIs: x.PostLogoutRedirectURIs}.validate(s.grants)
 		})
 		if err != nil {
 			return err

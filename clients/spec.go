@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,11 @@ import (
 // has no secret to authenticate the grant with.
 const GrantClientCredentials = "client_credentials"
 
+// GrantAuthorizationCode is the grant of browser sign-in; a client with it
+// needs a redirect URI. (Registration accepts it once the token endpoint
+// supports it.)
+const GrantAuthorizationCode = "authorization_code"
+
 // Limits on what a client registration may hold. Client authentication
 // (server/oauth) never looks up an id or a secret outside them, so a client
 // registered here can always authenticate.
@@ -28,6 +34,8 @@ const (
 	MaxSecretLen = 512 // bytes of printable text
 	maxNameLen   = 200 // bytes of printable text
 	maxScopeLen  = 200 // bytes of printable ASCII, per scope or audience
+	MaxURILen    = 512 // bytes of printable ASCII, per redirect URI
+	MaxURIs      = 20  // redirect URIs of each kind, once repeats are dropped
 )
 
 // ValidID reports whether id could be a client's id: 1 to MaxIDLen
@@ -65,6 +73,12 @@ type Spec struct {
 	Audience   []string // audiences its tokens may be minted for
 	Introspect bool     // may introspect any token (a resource server)
 	DPoPBound  bool     // must bind its tokens with DPoP (RFC 9449)
+	// RedirectURIs are where authorization responses may go, matched
+	// exactly; PostLogoutRedirectURIs where RP-initiated logout may send the
+	// browser back. See ValidRedirectURI.
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	FirstParty             bool // skips the consent page
 }
 
 // SpecError lists everything wrong with a client specification at once.
@@ -109,6 +123,11 @@ func (spec Spec) validate(grantTypes []string) error {
 	if !plainText(spec.Name, maxNameLen) {
 		problems = append(problems, fmt.Errorf("name must be at most %d bytes of printable text", maxNameLen))
 	}
+	problems = append(problems, uriProblems("redirect URI", spec.RedirectURIs)...)
+	problems = append(problems, uriProblems("post-logout redirect URI", spec.PostLogoutRedirectURIs)...)
+	if slices.Contains(spec.GrantTypes, GrantAuthorizationCode) && len(spec.RedirectURIs) == 0 {
+		problems = append(problems, errors.New("a client with the authorization_code grant needs at least one redirect URI"))
+	}
 	if len(problems) == 0 {
 		return nil
 	}
@@ -132,6 +151,8 @@ func (spec Spec) Record(ctx context.Context, h Hasher, grantTypes []string) (sto
 		ID: spec.ID, Name: spec.Name, Public: spec.Public,
 		GrantTypes: dedupe(spec.GrantTypes), Scopes: dedupe(spec.Scopes), Audience: dedupe(spec.Audience),
 		Introspect: spec.Introspect, DPoPBound: spec.DPoPBound,
+		RedirectURIs: dedupe(spec.RedirectURIs), PostLogoutRedirectURIs: dedupe(spec.PostLogoutRedirectURIs),
+		FirstParty: spec.FirstParty,
 	}
 	secret := spec.Secret
 	if !spec.Public {
@@ -150,17 +171,21 @@ func (spec Spec) Record(ctx context.Context, h Hasher, grantTypes []string) (sto
 // Document is how the CLI and the admin API show a client; the secret
 // appears only in the answer that created it.
 type Document struct {
-	ID         string    `json:"client_id"`
-	Secret     string    `json:"client_secret,omitempty"`
-	Name       string    `json:"name,omitempty"`
-	Public     bool      `json:"public"`
-	AuthMethod string    `json:"token_endpoint_auth_method"`
-	GrantTypes []string  `json:"grant_types"`
-	Scopes     []string  `json:"scopes"`
-	Audience   []string  `json:"audience"`
-	Introspect bool      `json:"introspect"`
-	DPoPBound  bool      `json:"dpop_bound"`
-	CreatedAt  time.Time `json:"created_at,omitzero"`
+	ID         string   `json:"client_id"`
+	Secret     string   `json:"client_secret,omitempty"`
+	Name       string   `json:"name,omitempty"`
+	Public     bool     `json:"public"`
+	AuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes []string `json:"grant_types"`
+	Scopes     []string `json:"scopes"`
+	Audience   []string `json:"audience"`
+	Introspect bool     `json:"introspect"`
+	DPoPBound  bool     `json:"dpop_bound"`
+	// RedirectURIs and PostLogoutRedirectURIs are [] when empty.
+	RedirectURIs           []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris"`
+	FirstParty             bool      `json:"first_party"`
+	CreatedAt              time.Time `json:"created_at,omitzero"`
 }
 
 // DocumentOf returns c as shown to operators, with secret when just created.
@@ -177,7 +202,8 @@ func DocumentOf(c storage.Client, secret string) Document {
 	}
 	return Document{ID: c.ID, Secret: secret, Name: c.Name, Public: c.Public, AuthMethod: m,
 		GrantTypes: nz(c.GrantTypes), Scopes: nz(c.Scopes), Audience: nz(c.Audience), Introspect: c.Introspect,
-		DPoPBound: c.DPoPBound, CreatedAt: c.CreatedAt}
+		DPoPBound: c.DPoPBound, RedirectURIs: nz(c.RedirectURIs), PostLogoutRedirectURIs: nz(c.PostLogoutRedirectURIs),
+		FirstParty: c.FirstParty, CreatedAt: c.CreatedAt}
 }
 
 // GenerateSecret returns a new client secret with 256 bits of randomness.
@@ -196,4 +222,67 @@ func dedupe(in []string) []string {
 		}
 	}
 	return out
+}
+
+// loopbackHosts are the hosts a redirect URI may name over plain http: the
+// browser and the native app that receives the response are on one machine
+// (RFC 8252 §7.3, §8.3).
+var loopbackHosts = []string{"127.0.0.1", "::1", "localhost"}
+
+// ValidRedirectURI reports what is wrong with uri as a redirect URI
+// (RFC 6749 §3.1.2, RFC 8252, OAuth 2.1 §2.3.1), or nil: at most MaxURILen
+// bytes of printable ASCII; absolute; no fragment and no user information;
+// and https with a host, http only to a loopback host (127.0.0.1, [::1],
+// localhost, any port), or a native app's private-use scheme, which holds a
+// dot (com.example.app:/callback; RFC 8252 §7.1).
+func ValidRedirectURI(uri string) error {
+	if uri == "" || len(uri) > MaxURILen || strings.ContainsFunc(uri, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return fmt.Errorf("must be 1 to %d bytes of printable ASCII without spaces", MaxURILen)
+	}
+	u, err := url.Parse(uri)
+	switch {
+	case err != nil:
+		return errors.New("is not a URI")
+	case u.Scheme == "":
+		return errors.New("must be absolute")
+	case strings.Contains(uri, "#"):
+		return errors.New("must not have a fragment")
+	case u.User != nil:
+		return errors.New("must not hold user information")
+	}
+	switch scheme := strings.ToLower(u.Scheme); {
+	case scheme == "https":
+		if u.Opaque != "" || u.Hostname() == "" || strings.Contains(u.Host, "*") {
+			return errors.New("must name a host (no wildcard)")
+		}
+	case scheme == "http":
+		if u.Opaque != "" || !slices.Contains(loopbackHosts, strings.ToLower(u.Hostname())) {
+			return errors.New("may use http only with a loopback host (127.0.0.1, [::1], localhost); use https")
+		}
+	case strings.Contains(scheme, "."):
+		if u.Opaque == "" && u.Host == "" && u.Path == "" {
+			return errors.New("must have a path after its scheme")
+		}
+	default:
+		return fmt.Errorf("scheme %q: use https, http to a loopback host, or a private-use scheme with a dot (com.example.app:/callback)", u.Scheme)
+	}
+	return nil
+}
+
+// uriProblems lists what is wrong with a list of redirect URIs of kind.
+func uriProblems(kind string, uris []string) []error {
+	var problems []error
+	if n := len(dedupe(uris)); n > MaxURIs {
+		problems = append(problems, fmt.Errorf("at most %d %ss (%d given)", MaxURIs, kind, n))
+	}
+	for _, u := range dedupe(uris) {
+		if err := ValidRedirectURI(u); err != nil {
+			if len(u) > MaxURILen {
+				problems = append(problems, fmt.Errorf("a %s %w", kind, err))
+				continue
+			}
+			problems = append(problems, fmt.Errorf("%s %q %w", kind, u, err))
+		}
+	}
+	return problems
 }

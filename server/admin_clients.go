@@ -23,6 +23,10 @@ type clientInput struct {
 	Audience   *[]string `json:"audience"`
 	Introspect *bool     `json:"introspect"`
 	DPoPBound  *bool     `json:"dpop_bound"`
+	// Browser sign-in: where responses may go, and no consent page.
+	RedirectURIs           *[]string `json:"redirect_uris"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
+	FirstParty             *bool     `json:"first_party"`
 }
 
 func deref[T any](p *T) T {
@@ -62,7 +66,8 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request) {
 	c, secret, err := s.cfg.Clients.Create(r.Context(), clients.Spec{
 		ID: in.ID, Name: deref(in.Name), Secret: in.Secret, Public: in.Public, GrantTypes: deref(in.GrantTypes),
 		Scopes: deref(in.Scopes), Audience: deref(in.Audience), Introspect: deref(in.Introspect),
-		DPoPBound: deref(in.DPoPBound),
+		DPoPBound: deref(in.DPoPBound), RedirectURIs: deref(in.RedirectURIs),
+		PostLogoutRedirectURIs: deref(in.PostLogoutRedirectURIs), FirstParty: deref(in.FirstParty),
 	}, admin, m)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -81,8 +86,9 @@ func (s *Server) getClient(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusOK, clients.DocumentOf(c, ""))
 }
 
-// patchClient changes name, grant_types, scopes, audience, introspect or
-// dpop_bound; the id, the secret and whether the client is public stay.
+// patchClient changes name, grant_types, scopes, audience, introspect,
+// dpop_bound, redirect_uris, post_logout_redirect_uris or first_party; the
+// id, the secret and whether the client is public stay.
 func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 	var in clientInput
 	if !decodeJSON(w, r, &in) {
@@ -91,7 +97,8 @@ func (s *Server) patchClient(w http.ResponseWriter, r *http.Request) {
 	admin, m := s.clientMeta(r)
 	c, err := s.cfg.Clients.Update(r.Context(), mux.Vars(r)["id"], clients.Change{
 		Name: in.Name, GrantTypes: in.GrantTypes, Scopes: in.Scopes, Audience: in.Audience,
-		Introspect: in.Introspect, DPoPBound: in.DPoPBound,
+		Introspect: in.Introspect, DPoPBound: in.DPoPBound, RedirectURIs: in.RedirectURIs,
+		PostLogoutRedirectURIs: in.PostLogoutRedirectURIs, FirstParty: in.FirstParty,
 	}, admin, m)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -87,3 +87,67 @@ func TestAdminClientRoutes(t *testing.T) {
 		t.Errorf("client events = %q; want one of each", types)
 	}
 }
+
+// The admin API registers and changes where a client's browser responses
+// may go and whether it is first-party; a bad redirect URI is a 400 that
+// names it.
+func TestAdminClientRedirectURIs(t *testing.T) {
+	ts := newTestServer(t, openSQLite(t))
+	body := func(rr interface{ Result() *http.Response }) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := json.NewDecoder(rr.Result().Body).Decode(&m); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		return m
+	}
+	strs := func(v any) []string {
+		var out []string
+		for _, x := range v.([]any) {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+
+	rr := ts.json(http.MethodPost, "/api/v1/admin/clients", ts.admin, `{"client_id":"web","public":true,"grant_types":["refresh_token"],
+"redirect_uris":["https://app.example/cb","http://127.0.0.1/cb","https://app.example/cb"],
+"post_logout_redirect_uris":["https://app.example/"],"first_party":true}`)
+	m := body(rr)
+	if rr.Code != http.StatusCreated || !slices.Equal(strs(m["redirect_uris"]), []string{"https://app.example/cb", "http://127.0.0.1/cb"}) ||
+		!slices.Equal(strs(m["post_logout_redirect_uris"]), []string{"https://app.example/"}) || m["first_party"] != true {
+		t.Fatalf("POST client with redirect URIs = %d %v", rr.Code, m)
+	}
+	// A client registered without them shows empty lists.
+	rr = ts.json(http.MethodPost, "/api/v1/admin/clients", ts.admin, `{"client_id":"svc","grant_types":["client_credentials"]}`)
+	if m := body(rr); rr.Code != http.StatusCreated || len(m["redirect_uris"].([]any)) != 0 ||
+		len(m["post_logout_redirect_uris"].([]any)) != 0 || m["first_party"] != false {
+		t.Errorf("POST client without redirect URIs = %d %v; want [] and first_party false", rr.Code, m)
+	}
+
+	for _, c := range []struct {
+		method, target, body string
+		detail               string
+	}{
+		{http.MethodPost, "/api/v1/admin/clients", `{"client_id":"x","grant_types":["password"],"redirect_uris":["http://app.example/cb"]}`,
+			`Invalid client: redirect URI "http://app.example/cb" may use http only with a loopback host (127.0.0.1, [::1], localhost); use https.`},
+		{http.MethodPatch, "/api/v1/admin/clients/web", `{"post_logout_redirect_uris":["https://app.example/#top"]}`,
+			`Invalid client: post-logout redirect URI "https://app.example/#top" must not have a fragment.`},
+		{http.MethodPatch, "/api/v1/admin/clients/web", `{"redirect_uris":["/cb"]}`,
+			`Invalid client: redirect URI "/cb" must be absolute.`},
+	} {
+		rr := ts.json(c.method, c.target, ts.admin, c.body)
+		if m := body(rr); rr.Code != http.StatusBadRequest || m["detail"] != c.detail {
+			t.Errorf("%s %s %s = %d %v; want 400 %q", c.method, c.target, c.body, rr.Code, m, c.detail)
+		}
+	}
+
+	rr = ts.json(http.MethodPatch, "/api/v1/admin/clients/web", ts.admin, `{"redirect_uris":["com.example.app:/cb"],"first_party":false}`)
+	if m := body(rr); rr.Code != http.StatusOK || !slices.Equal(strs(m["redirect_uris"]), []string{"com.example.app:/cb"}) ||
+		!slices.Equal(strs(m["post_logout_redirect_uris"]), []string{"https://app.example/"}) || m["first_party"] != false {
+		t.Errorf("PATCH redirect_uris, first_party = %d %v; want them changed, the logout URIs kept", rr.Code, m)
+	}
+	rr = ts.json(http.MethodGet, "/api/v1/admin/clients/web", ts.admin, "")
+	if m := body(rr); rr.Code != http.StatusOK || !slices.Equal(strs(m["redirect_uris"]), []string{"com.example.app:/cb"}) || m["first_party"] != false {
+		t.Errorf("GET client after PATCH = %d %v", rr.Code, m)
+	}
+}
