@@ -43,6 +43,10 @@ import (
 const (
 	// tokenType is the typ header of an access token (RFC 9068 §2.1).
 	tokenType = "at+jwt"
+	// idTokenType is the typ header of an OpenID Connect id_token: a plain
+	// JWT, which Verify refuses, so that an id_token never passes for an
+	// access token.
+	idTokenType = "JWT"
 	// RetireLeeway is added to the published lifetime of a retired key, on top
 	// of Options.TokenTTL and Options.ReloadInterval, to absorb clock skew.
 	RetireLeeway = 5 * time.Minute

@@ -752,3 +752,37 @@ func TestConcurrentSignVerify(t *testing.T) {
 	close(stop)
 	bg.Wait()
 }
+
+// An id_token is signed by the current key with typ "JWT", verifies against
+// the published JWK, and is refused by Verify: it never passes for an access
+// token.
+func TestSignIDToken(t *testing.T) {
+	for _, alg := range allAlgs {
+		t.Run(alg, func(t *testing.T) {
+			m := newTestManager(t, &memStore{}, testOptions(alg, newFakeClock()))
+			set := m.set.Load()
+			claims := claimsFor(3)
+			tok, err := m.SignIDToken(t.Context(), claims)
+			if err != nil {
+				t.Fatalf("SignIDToken: %v", err)
+			}
+			want := map[string]any{"alg": alg, "kid": set.current.id, "typ": "JWT"}
+			if h := headerOf(t, tok); fmt.Sprint(h) != fmt.Sprint(want) {
+				t.Errorf("header = %v; want %v", h, want)
+			}
+			obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			if err != nil {
+				t.Fatalf("go-jose cannot parse the id_token: %v", err)
+			}
+			if got, err := obj.Verify(set.current.jwk); err != nil || !bytes.Equal(got, claims) {
+				t.Fatalf("go-jose Verify(id_token) = %q, %v; want the claims", got, err)
+			}
+			if _, _, err := m.Verify(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
+				t.Errorf("Verify(id_token) error = %v; want ErrInvalidToken", err)
+			}
+			if _, err := m.SignIDToken(t.Context(), []byte(`[1]`)); !errors.Is(err, ErrInvalidClaims) {
+				t.Errorf("SignIDToken([1]) error = %v; want ErrInvalidClaims", err)
+			}
+		})
+	}
+}

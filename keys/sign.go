@@ -16,11 +16,21 @@ const MaxTokenSize = 8 << 10
 // Sign returns a compact JWS over claims, which must be a JSON object, signed
 // with the current key; the header holds alg, kid and typ "at+jwt".
 func (m *Manager) Sign(ctx context.Context, claims []byte) (string, error) {
+	return m.sign(claims, false)
+}
+
+// SignIDToken is Sign for an OpenID Connect id_token: the same current key
+// and kid, the header's typ "JWT". Verify refuses what it signs.
+func (m *Manager) SignIDToken(ctx context.Context, claims []byte) (string, error) {
+	return m.sign(claims, true)
+}
+
+func (m *Manager) sign(claims []byte, idToken bool) (string, error) {
 	if len(claims) == 0 || claims[0] != '{' || !json.Valid(claims) {
 		return "", ErrInvalidClaims
 	}
 	set := m.set.Load()
-	token, err := set.signer.sign(claims)
+	token, err := set.signer.sign(claims, idToken)
 	if err != nil {
 		return "", fmt.Errorf("keys: sign: %w", err)
 	}
