@@ -99,10 +99,23 @@ func splitFields(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
+// trimFields is the values of a list flag without surrounding spaces, the
+// empty ones dropped ("u1, u2," is u1 and u2).
+func trimFields(l []string) []string {
+	var out []string
+	for _, v := range l {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func (e *env) clientsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "OAuth clients"}
 	var spec clients.Spec
 	var grants, scopes, audience string
+	var redirects, postLogout []string
 	create := &cobra.Command{
 		Use: "create", Short: "register a client; prints it as JSON, the secret only here", Args: cobra.NoArgs,
 		Long: "Registers an OAuth client and prints it as JSON; a secret (given or generated) is shown only here.\n\n" +
@@ -115,6 +128,7 @@ func (e *env) clientsCommand() *cobra.Command {
 			"with 401 invalid_token, so that service cannot replay it against authd.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec.GrantTypes, spec.Scopes, spec.Audience = splitFields(grants), splitFields(scopes), splitFields(audience)
+			spec.RedirectURIs, spec.PostLogoutRedirectURIs = trimFields(redirects), trimFields(postLogout)
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
 				c, secret, err := d.clients.Create(cmd.Context(), spec, identity.CLIAdmin, clients.Meta{})
 				if errors.Is(err, clients.ErrIDTaken) {
@@ -135,6 +149,11 @@ func (e *env) clientsCommand() *cobra.Command {
 	f.StringVar(&audience, "audience", "", "comma-separated audiences the client may request (add the issuer URL for tokens that also call authd's API)")
 	f.BoolVar(&spec.Introspect, "introspect", false, "may introspect any token (a resource server)")
 	f.BoolVar(&spec.DPoPBound, "dpop-bound", false, "must bind its tokens to a key it holds with DPoP (RFC 9449); without a DPoP proof its token requests fail")
+	f.StringSliceVar(&redirects, "redirect-uris", nil, "comma-separated (or repeated) URIs the authorization responses may go to, matched exactly: "+
+		"https, http only to 127.0.0.1, [::1] or localhost (any port), or a native app's scheme with a dot (com.example.app:/callback); "+
+		"a URI holding a comma goes in double quotes")
+	f.StringSliceVar(&postLogout, "post-logout-redirect-uris", nil, "comma-separated (or repeated) URIs a logout may send the browser back to, as --redirect-uris")
+	f.BoolVar(&spec.FirstParty, "first-party", false, "skip the consent page (a client of the same operator)")
 	f.StringVar(&spec.Name, "name", "", "display name")
 	_ = create.MarkFlagRequired("id")
 	create.MarkFlagsMutuallyExclusive("secret", "public")

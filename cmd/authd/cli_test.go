@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,6 +54,27 @@ func TestCLIVerbs(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, vars, "", "clients", "create", "--id", "x", "--public", "--secret", strings.Repeat("s", 40)); err == nil {
 		t.Errorf("--public with --secret accepted")
+	}
+	// Browser sign-in: redirect URIs (repeats dropped, a comma inside a
+	// quoted one), logout URIs, first-party; a bad URI is refused and named.
+	web := cli(t, vars, "", "clients", "create", "--id", "web", "--public", "--grant-types", "refresh_token",
+		"--redirect-uris", `https://app.example/cb, http://127.0.0.1/cb,"https://app.example/cb?x=a,b"`, "--redirect-uris", "https://app.example/cb",
+		"--post-logout-redirect-uris", "https://app.example/", "--first-party")
+	var w struct {
+		Redirects  []string `json:"redirect_uris"`
+		PostLogout []string `json:"post_logout_redirect_uris"`
+		FirstParty bool     `json:"first_party"`
+	}
+	if err := json.Unmarshal([]byte(web), &w); err != nil || !slices.Equal(w.Redirects, []string{"https://app.example/cb", "http://127.0.0.1/cb", "https://app.example/cb?x=a,b"}) ||
+		!slices.Equal(w.PostLogout, []string{"https://app.example/"}) || !w.FirstParty {
+		t.Errorf("clients create --redirect-uris --post-logout-redirect-uris --first-party: %s", web)
+	}
+	if !strings.Contains(created, `"redirect_uris": []`) || !strings.Contains(created, `"first_party": false`) {
+		t.Errorf("clients create without redirect URIs: %s; want redirect_uris [] and first_party false", created)
+	}
+	if _, _, err := runCLI(t, vars, "", "clients", "create", "--id", "x", "--public", "--grant-types", "refresh_token",
+		"--redirect-uris", "http://app.example/cb"); err == nil || !strings.Contains(err.Error(), `redirect URI "http://app.example/cb" may use http only with a loopback host`) {
+		t.Errorf("bad redirect URI: %v", err)
 	}
 	list := cli(t, vars, "", "clients", "list")
 	if !strings.Contains(list, `"svc"`) || !strings.Contains(list, `"spa"`) || strings.Contains(list, str(c, "client_secret")) {
