@@ -135,7 +135,8 @@ type Error struct {
 // return to ends on.
 type SignedIn struct {
 	Base
-	Username string
+	Username  string
+	SwitchURL string // the login form, to sign in as someone else
 }
 
 // Set is a parsed set of pages and the stylesheet.
@@ -229,7 +230,7 @@ func samples(p Page) []any {
 	case PageError:
 		return []any{Error{Base: b, Heading: "h", Message: "m", RetryAfter: true}}
 	case PageSignedIn:
-		return []any{SignedIn{Base: b, Username: "u"}}
+		return []any{SignedIn{Base: b, Username: "u", SwitchURL: "/login?switch=1"}}
 	}
 	return nil
 }
