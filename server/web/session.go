@@ -145,4 +145,3 @@ func validOrigin(o string) bool {
 	}
 	return true
 }
-
