@@ -373,3 +373,18 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// pageRateLimit is rateLimit for the browser forms: the same per-IP limit,
+// answered with the error page.
+func (s *Server) pageRateLimit(next http.Handler) http.Handler {
+	if s.limiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := s.withinRateLimit(r); !ok {
+			s.cfg.Pages.TooManyRequests(w, r, wait)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/keys"
 	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/server/web"
 	"github.com/authd/authd/storage"
 )
 
@@ -87,6 +88,7 @@ type Config struct {
 	Identity        Identity
 	Recorder        Recorder
 	Clients         Clients
+	Pages           *web.Pages // the browser pages (login, signup); nil serves none
 	Checks          []Check
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry       // nil: Metrics' registry, or a new one
@@ -197,6 +199,14 @@ func (s *Server) routes() {
 	r.HandleFunc("/oauth2/introspect", s.cfg.OAuth.Introspect).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/revoke", s.cfg.OAuth.Revoke).Methods(http.MethodPost)
 	r.Handle("/userinfo", s.userinfoAuth(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+
+	if p := s.cfg.Pages; p != nil {
+		r.HandleFunc(web.LoginPath, p.LoginForm).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(web.LoginPath, s.pageRateLimit(http.HandlerFunc(p.Login))).Methods(http.MethodPost)
+		r.HandleFunc(web.SignupPath, p.SignupForm).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(web.SignupPath, s.pageRateLimit(http.HandlerFunc(p.Signup))).Methods(http.MethodPost)
+		r.HandleFunc(web.StylesheetPath, p.Stylesheet).Methods(http.MethodGet, http.MethodHead)
+	}
 
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.Handle("/signup", s.rateLimit(http.HandlerFunc(s.signup))).Methods(http.MethodPost)

@@ -30,8 +30,10 @@ import (
 	"github.com/authd/authd/internal/logbuf"
 	"github.com/authd/authd/server"
 	"github.com/authd/authd/server/oauth"
+	"github.com/authd/authd/server/web"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/redis"
+	"github.com/authd/authd/templates"
 )
 
 func (e *env) serveCommand() *cobra.Command {
@@ -120,9 +122,14 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if err := d.watch(metrics, redisLimiter, relay); err != nil {
 		return err
 	}
+	pages, err := d.pages(clientIP)
+	if err != nil {
+		return err
+	}
+	ph.done("pages")
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
-		Recorder: d.recorder, Clients: d.clients, Checks: checks, Logger: log, Metrics: metrics,
+		Recorder: d.recorder, Clients: d.clients, Pages: pages, Checks: checks, Logger: log, Metrics: metrics,
 		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin, SharedLimiter: sharedLimiter, ClientIP: clientIP,
 	})
 	if err != nil {
@@ -359,4 +366,30 @@ func (e *env) applyMemoryLimit(cfg config.Config, log *slog.Logger) {
 	}
 	e.setMemoryLimit(n)
 	log.Debug("memory limit", "bytes", n)
+}
+
+// pages builds the browser pages: the templates (AUTHD_TEMPLATES_DIR's,
+// parsed now so that a broken page stops the start naming its file, or the
+// embedded ones) and browser sessions on the store.
+func (d *deps) pages(clientIP func(*http.Request) string) (*web.Pages, error) {
+	set, err := templates.Embedded()
+	if d.cfg.TemplatesDir != "" {
+		set, err = templates.Dir(d.cfg.TemplatesDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("AUTHD_TEMPLATES_DIR: %w", err)
+	}
+	secret, old := secretBytes(d.cfg)
+	var unavailable func(error)
+	if d.metrics != nil {
+		unavailable = d.metrics.DatabaseUnavailable
+	}
+	return web.New(web.Config{
+		Issuer: d.cfg.Issuer, Secrets: append([][]byte{secret}, old...), Templates: set,
+		Identity: d.identity, Users: d.store, SessionTTL: d.cfg.SessionTTL,
+		Sessions: identity.NewSessions(d.store, identity.SessionOptions{
+			TTL: d.cfg.SessionTTL, IdleTTL: d.cfg.SessionIdleTTL, Logger: d.log,
+		}),
+		ClientIP: clientIP, Logger: d.log, StoreUnavailable: unavailable,
+	})
 }
