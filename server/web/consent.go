@@ -19,18 +19,17 @@ type ConsentView struct {
 	RedirectURI string             // the (validated) redirect_uri the decision sends the browser to
 }
 
-// scopeWords say what a scope lets a client do, in plain words.
-var scopeWords = map[string]string{
-	"openid":         "Confirm who you are (your account's identifier)",
-	"profile":        "See your username",
-	"email":          "See your email address",
-	"offline_access": "Keep access to your account when you are not using the application",
-}
-
 // ScopeText says in plain words what scope lets a client do.
 func ScopeText(scope string) string {
-	if s, ok := scopeWords[scope]; ok {
-		return s
+	switch scope {
+	case "openid":
+		return "Confirm who you are (your account's identifier)"
+	case "profile":
+		return "See your username"
+	case "email":
+		return "See your email address"
+	case "offline_access":
+		return "Keep access to your account when you are not using the application"
 	}
 	return "Use the permission “" + scope + "”"
 }

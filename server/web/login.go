@@ -13,7 +13,7 @@ import (
 const msgWrongCredentials = "Wrong username or password."
 
 // amrPassword is the amr of a password sign-in (RFC 8176).
-var amrPassword = []string{"pwd"}
+const amrPassword = "pwd"
 
 // switchPath is the login form for a browser already signed in.
 const switchPath = LoginPath + "?switch=1"
@@ -72,7 +72,7 @@ func (p *Pages) Login(w http.ResponseWriter, r *http.Request) {
 		p.failure(w, r, err)
 		return
 	}
-	if err := p.startSession(r.Context(), w, r, u.ID, amrPassword); err != nil {
+	if err := p.startSession(r.Context(), w, r, u.ID, []string{amrPassword}); err != nil {
 		p.failure(w, r, err)
 		return
 	}

@@ -10,11 +10,17 @@ import (
 	"github.com/authd/authd/templates"
 )
 
-// fieldLabels name the signup form's inputs in its messages.
-var fieldLabels = map[string]string{
-	identity.FieldUsername: "Username",
-	identity.FieldEmail:    "Email address",
-	identity.FieldPassword: "Password",
+// fieldLabel names a signup form's input in its messages; "" for none.
+func fieldLabel(field string) string {
+	switch field {
+	case identity.FieldUsername:
+		return "Username"
+	case identity.FieldEmail:
+		return "Email address"
+	case identity.FieldPassword:
+		return "Password"
+	}
+	return ""
 }
 
 // SignupForm serves GET /signup.
@@ -76,7 +82,7 @@ func (p *Pages) Signup(w http.ResponseWriter, r *http.Request) {
 		p.failure(w, r, err)
 		return
 	}
-	if err := p.startSession(r.Context(), w, r, u.ID, amrPassword); err != nil {
+	if err := p.startSession(r.Context(), w, r, u.ID, []string{amrPassword}); err != nil {
 		p.failure(w, r, err)
 		return
 	}
@@ -86,8 +92,8 @@ func (p *Pages) Signup(w http.ResponseWriter, r *http.Request) {
 // fieldError is a validation problem as the form shows it: "Username must
 // be 3 to 64 characters."
 func fieldError(ve *identity.ValidationError) templates.FieldError {
-	label, ok := fieldLabels[ve.Field]
-	if !ok {
+	label := fieldLabel(ve.Field)
+	if label == "" {
 		return templates.FieldError{Message: "The account could not be created: " + ve.Reason + "."}
 	}
 	msg := label + " " + ve.Reason

@@ -170,23 +170,29 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, page 
 	}
 }
 
-// errorHeadings are the error page's headings by status.
-var errorHeadings = map[int]string{
-	http.StatusBadRequest:          "Something is wrong with this request",
-	http.StatusForbidden:           "This form has expired",
-	http.StatusNotFound:            "Page not found",
-	http.StatusTooManyRequests:     "Too many attempts",
-	http.StatusServiceUnavailable:  "Temporarily unavailable",
-	http.StatusInternalServerError: "Something went wrong",
+// errorHeading is the error page's heading for status.
+func errorHeading(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "Something is wrong with this request"
+	case http.StatusForbidden:
+		return "This form has expired"
+	case http.StatusNotFound:
+		return "Page not found"
+	case http.StatusTooManyRequests:
+		return "Too many attempts"
+	case http.StatusServiceUnavailable:
+		return "Temporarily unavailable"
+	case http.StatusInternalServerError:
+		return "Something went wrong"
+	}
+	return http.StatusText(status)
 }
 
 // Error renders the error page with status and a message for the person
 // reading it (never an internal detail). 429 and 503 say to retry.
 func (p *Pages) Error(w http.ResponseWriter, r *http.Request, status int, message string) {
-	heading, ok := errorHeadings[status]
-	if !ok {
-		heading = http.StatusText(status)
-	}
+	heading := errorHeading(status)
 	retry := status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
 	if retry && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
