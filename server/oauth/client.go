@@ -22,6 +22,7 @@ import (
 
 // Grant types authd offers.
 const (
+	GrantAuthorizationCode = "authorization_code"
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
@@ -84,16 +85,75 @@ type client struct{ c storage.Client }
 
 var _ fosite.Client = client{}
 
+var _ fosite.ResponseModeClient = client{}
+
 func (c client) GetID() string                   { return c.c.ID }
 func (c client) GetHashedSecret() []byte         { return c.c.SecretHash }
-func (c client) GetRedirectURIs() []string       { return nil }
+func (c client) GetRedirectURIs() []string       { return c.c.RedirectURIs }
 func (c client) GetGrantTypes() fosite.Arguments { return c.c.GrantTypes }
+func (c client) GetScopes() fosite.Arguments     { return c.c.Scopes }
+func (c client) IsPublic() bool                  { return c.c.Public }
+func (c client) GetAudience() fosite.Arguments   { return c.c.Audience }
+
+// GetResponseTypes is "code" for a client with the authorization_code grant,
+// nothing otherwise: authd has no implicit or hybrid flow.
 func (c client) GetResponseTypes() fosite.Arguments {
+	if slices.Contains(c.c.GrantTypes, GrantAuthorizationCode) {
+		return fosite.Arguments{"code"}
+	}
 	return fosite.Arguments{}
 }
-func (c client) GetScopes() fosite.Arguments   { return c.c.Scopes }
-func (c client) IsPublic() bool                { return c.c.Public }
-func (c client) GetAudience() fosite.Arguments { return c.c.Audience }
+
+// GetResponseModes is query only: a code never travels in a fragment or a
+// self-posting form.
+func (c client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeQuery}
+}
+
+// matchRedirectURI reports whether requested is one of registered: the same
+// string, or, for a loopback redirect (http to 127.0.0.1 or [::1]), the same
+// URI on any port (RFC 8252 §7.3). fosite's MatchRedirectURIWithClientRedirectURIs
+// is looser (its loopback rule ignores the registered scheme and takes any
+// loopback address, and a missing redirect_uri stands for a lone registered
+// one); the authorize endpoint checks this first.
+func matchRedirectURI(requested string, registered []string) bool {
+	if requested == "" || len(requested) > clients.MaxURILen || strings.Contains(requested, "#") {
+		return false
+	}
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	req, err := url.Parse(requested)
+	if err != nil || !loopbackRedirect(req) {
+		return false
+	}
+	for _, r := range registered {
+		reg, err := url.Parse(r)
+		if err == nil && loopbackRedirect(reg) && reg.Hostname() == req.Hostname() &&
+			reg.EscapedPath() == req.EscapedPath() && reg.RawQuery == req.RawQuery && reg.ForceQuery == req.ForceQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackRedirect reports whether u is http to a loopback IP literal, with
+// nothing that an exact match would have to judge: no user information, no
+// fragment, a port of digits or none.
+func loopbackRedirect(u *url.URL) bool {
+	if u.Scheme != "http" || u.Opaque != "" || u.User != nil || u.Fragment != "" || u.RawFragment != "" {
+		return false
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "::1" {
+		return false
+	}
+	for _, r := range u.Port() {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // SecretHasher hashes client secrets with a key derived from AUTHD_SECRET.
 // Generated secrets carry 256 bits of randomness, so a keyed SHA-256 is as

@@ -69,7 +69,7 @@ func formValueOK(name, v string) bool {
 	switch name {
 	case "client_id", "client_secret", "username", "password":
 		return true
-	case "token", "refresh_token":
+	case "token", "refresh_token", "code", "code_verifier":
 		return tokenText(v)
 	default:
 		return plainText(v, maxParamLen)

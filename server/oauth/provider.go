@@ -22,6 +22,8 @@ import (
 
 	"github.com/ory/fosite"
 	foauth2 "github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/hmac"
 
 	"github.com/authd/authd/storage"
@@ -47,10 +49,15 @@ type Options struct {
 	// DPoPNonces makes token requests with DPoP carry a server nonce
 	// (use_dpop_nonce / DPoP-Nonce, RFC 9449 §8).
 	DPoPNonces bool
-	Signer     Signer
-	Auth       Authenticator
-	Recorder   Recorder
-	Hasher     *SecretHasher
+	// Signer signs access tokens; it must sign id_tokens too (IDTokenSigner).
+	Signer   Signer
+	Auth     Authenticator
+	Recorder Recorder
+	Hasher   *SecretHasher
+
+	// Pages are the browser pages of the authorize endpoint (login,
+	// consent, error); nil: Authorize answers 404.
+	Pages Pages
 
 	ClientIP func(*http.Request) string // nil: the connection's address
 	Logger   *slog.Logger
@@ -69,8 +76,10 @@ type Provider struct {
 	tokens  *accessTokens
 	refresh *refreshStrategy
 	store   *fositeStore
-	log     *slog.Logger
-	now     func() time.Time
+	// markerKey keys the login marker of an authorize request (loginMarker).
+	markerKey []byte
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // refreshKey derives the refresh-token HMAC key from AUTHD_SECRET with
@@ -97,6 +106,10 @@ func New(o Options) (*Provider, error) {
 	case o.RefreshReuseInterval < 0:
 		return nil, errors.New("oauth: the refresh reuse interval cannot be negative")
 	}
+	idSigner, ok := o.Signer.(IDTokenSigner)
+	if !ok {
+		return nil, errors.New("oauth: the signer cannot sign id_tokens")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -106,7 +119,7 @@ func New(o Options) (*Provider, error) {
 	if o.ClientIP == nil {
 		o.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
 	}
-	p := &Provider{o: o, log: o.Logger, now: o.Now}
+	p := &Provider{o: o, log: o.Logger, now: o.Now, markerKey: markerKeyFor(o.Secret)}
 	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
 	p.dpop = newDPoPChecker(o.ProofReplay, o.Secret, o.DPoPNonces, o.Now)
 	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}
@@ -114,16 +127,23 @@ func New(o Options) (*Provider, error) {
 		reuseInterval: o.RefreshReuseInterval, now: o.Now}
 
 	cfg := &fosite.Config{
-		AccessTokenLifespan:        o.AccessTokenTTL,
-		RefreshTokenLifespan:       o.RefreshTokenTTL,
-		GlobalSecret:               refreshKey(o.Secret),
-		RefreshTokenScopes:         []string{}, // a refresh token needs no offline_access scope
-		ScopeStrategy:              fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:   fosite.ExactAudienceMatchingStrategy,
-		AccessTokenIssuer:          o.Issuer,
-		TokenURL:                   o.Issuer + "/oauth2/token",
-		SendDebugMessagesToClients: false,
-		ClientSecretsHasher:        o.Hasher,
+		AccessTokenLifespan:      o.AccessTokenTTL,
+		RefreshTokenLifespan:     o.RefreshTokenTTL,
+		GlobalSecret:             refreshKey(o.Secret),
+		RefreshTokenScopes:       []string{}, // a refresh token needs no offline_access scope
+		ScopeStrategy:            fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
+		AccessTokenIssuer:        o.Issuer,
+		TokenURL:                 o.Issuer + "/oauth2/token",
+		IDTokenIssuer:            o.Issuer,
+		IDTokenLifespan:          o.AccessTokenTTL,
+		AuthorizeCodeLifespan:    codeLifespan,
+		// PKCE with S256 for every client, public or confidential.
+		EnforcePKCE:                    true,
+		EnablePKCEPlainChallengeMethod: false,
+		AllowedPromptValues:            []string{"none", "login", "consent"},
+		SendDebugMessagesToClients:     false,
+		ClientSecretsHasher:            o.Hasher,
 		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 			c, err := p.clients.authenticate(ctx, r, form)
 			if err == nil {
@@ -145,8 +165,31 @@ func New(o Options) (*Provider, error) {
 		p.refresh.successorKey = successorKey(o.Secret)
 		p.refresh.signingKey = cfg.GlobalSecret
 	}
+	// Authorization codes are fosite's unprefixed HMAC-SHA tokens under the
+	// refresh tokens' key.
+	codes := p.refresh.HMACSHAStrategyUnPrefixed
+	p.store.codeSignature = codes.AuthorizeCodeSignature
+	codeHandler := &foauth2.AuthorizeExplicitGrantHandler{
+		AccessTokenStrategy: p.tokens, RefreshTokenStrategy: p.refresh, AuthorizeCodeStrategy: codes,
+		CoreStorage: p.store, TokenRevocationStorage: p.store, Config: cfg,
+	}
+	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: codes, Storage: p.store, Config: cfg}
+	oidcHandler := &openid.OpenIDConnectExplicitHandler{
+		OpenIDConnectRequestStorage: p.store,
+		// The validator checks prompt and max_age against the session; it
+		// would decode an id_token_hint with its Strategy, but the
+		// authorize endpoint drops that parameter (authd ignores the hint:
+		// the browser session decides).
+		OpenIDConnectRequestValidator: openid.NewOpenIDConnectRequestValidator(nil, cfg),
+		IDTokenHandleHelper:           &openid.IDTokenHandleHelper{IDTokenStrategy: &idTokens{issuer: o.Issuer, signer: idSigner, now: o.Now}},
+		Config:                        cfg,
+	}
+	// The code first: PKCE and OpenID Connect act on the code it issued,
+	// and the id_token's at_hash is of the access token it issued.
+	cfg.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{codeHandler, pkceHandler, oidcHandler}
 	helper := &foauth2.HandleHelper{AccessTokenStrategy: p.tokens, AccessTokenStorage: p.store, Config: cfg}
 	cfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
+		codeHandler, pkceHandler, oidcHandler,
 		&foauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: cfg},
 		&foauth2.ResourceOwnerPasswordCredentialsGrantHandler{
 			HandleHelper: helper, ResourceOwnerPasswordCredentialsGrantStorage: p.store,
@@ -180,8 +223,12 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	case gt == "":
 		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing."))
 		return
-	case !slices.Contains(supportedGrantTypes, gt):
+	case !slices.Contains(supportedGrantTypes, gt) && !(gt == GrantAuthorizationCode && p.o.Pages != nil):
+		// authorization_code is offered with the authorize endpoint only.
 		p.writeError(w, r, fosite.ErrUnsupportedGrantType.WithHintf("The grant type is not supported."))
+		return
+	case gt == GrantAuthorizationCode && r.PostForm.Get("code") == "":
+		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The code parameter is missing."))
 		return
 	case gt == GrantRefreshToken && r.PostForm.Get("refresh_token") == "":
 		// fosite would look the empty token up and answer invalid_grant;
@@ -206,16 +253,29 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		err = fosite.ErrInvalidGrant.WithHint("The refresh token is malformed or not valid.")
 	}
 	if err != nil {
-		p.writeError(w, r, err)
+		p.writeError(w, r, p.codeReuse(ctx, err))
 		return
 	}
 	if err := p.completeGrant(ctx, ar); err != nil {
 		p.writeError(w, r, err)
 		return
 	}
-	resp, err := p.fosite.NewAccessResponse(ctx, ar)
+	var resp fosite.AccessResponder
+	if ar.GetGrantTypes().ExactOne(GrantAuthorizationCode) {
+		// The code is marked used and the refresh token it is exchanged
+		// for stored in one transaction: a concurrent exchange of the same
+		// code waits for this one to commit, then finds the code used and
+		// revokes what this one issued (codeReuse).
+		err = p.o.Store.InTx(ctx, func(ctx context.Context) error {
+			var err error
+			resp, err = p.fosite.NewAccessResponse(ctx, ar)
+			return err
+		})
+	} else {
+		resp, err = p.fosite.NewAccessResponse(ctx, ar)
+	}
 	if err != nil {
-		p.writeError(w, r, err)
+		p.writeError(w, r, p.codeReuse(ctx, err))
 		return
 	}
 	if !ar.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
@@ -227,6 +287,23 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		resp.SetTokenType("DPoP")
 	}
 	writeJSON(w, http.StatusOK, resp.ToMap()) // what fosite's WriteAccessResponse writes, with authd's Content-Type
+}
+
+// codeReuse answers an exchange of an authorization code that was used
+// already (RFC 6749 §4.1.2, RFC 9700 §4.2.4): what the first exchange issued
+// is revoked (fosite did it too on its path; this records it, and covers an
+// exchange that lost the race to mark the code used), and the answer is
+// invalid_grant. Any other error is returned as it is.
+func (p *Provider) codeReuse(ctx context.Context, err error) error {
+	c := reqInfoFrom(ctx).ReusedCode
+	if c == nil {
+		return err
+	}
+	if rerr := p.revokeFamily(ctx, c.RequestID, c.Subject, c.ClientID,
+		map[string]any{"token_type": "authorization_code", "reason": "code_reuse"}); rerr != nil {
+		return fosite.ErrServerError.WithWrap(rerr)
+	}
+	return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 }
 
 // completeGrant does what fosite leaves to the application between request
@@ -258,6 +335,20 @@ func (p *Provider) completeGrant(ctx context.Context, ar fosite.AccessRequester)
 			return fosite.ErrServerError.WithWrap(err)
 		}
 		sess.Roles, sess.Username = u.Roles, u.Username
+		return nil
+	case ar.GetGrantTypes().ExactOne(GrantAuthorizationCode):
+		// The session is the one the code was issued with; the user is
+		// read again (disabled or deleted since: no tokens). fosite grants
+		// the scopes and audience the code was issued with.
+		u, err := p.o.Store.GetUser(ctx, sess.Subject)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
+			return fosite.ErrInvalidGrant.WithHint("The user of this authorization code is disabled or deleted.")
+		} else if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		sess.Roles, sess.Username = u.Roles, u.Username
+		sess.FamilyDeadline = p.now().Add(p.o.RefreshFamilyTTL).UTC().Truncate(time.Second)
+		sess.SetExpiresAt(fosite.RefreshToken, sess.GetExpiresAt(fosite.RefreshToken)) // clamp
 		return nil
 	case ar.GetGrantTypes().ExactOne(GrantPassword):
 		u := reqInfoFrom(ctx).User // loaded by Authenticate a moment ago

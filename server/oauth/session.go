@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
 
 	"github.com/authd/authd/storage"
 )
@@ -23,6 +25,17 @@ type Session struct {
 	// stored with a refresh token, it binds a public client's refreshes.
 	JKT string `json:"jkt,omitempty"`
 
+	// What a browser sign-in (the authorization-code grant) adds, for the
+	// id_token: when and how the user last proved who they are, and the
+	// browser session (its public id, the sid claim) that approved the code.
+	AuthTime time.Time `json:"auth_time,omitzero"`
+	AMR      []string  `json:"amr,omitempty"`
+	SID      string    `json:"browser_sid,omitempty"`
+	// RequestedAt is when the authorization request that the user signed in
+	// for began (before the login page, when it showed one): fosite's OpenID
+	// Connect checks of prompt and max_age compare AuthTime with it.
+	RequestedAt time.Time `json:"authorize_requested_at,omitzero"`
+
 	origin refreshOrigin // not stored
 }
 
@@ -38,7 +51,23 @@ type refreshOrigin struct {
 	read    bool
 }
 
-var _ fosite.Session = (*Session)(nil)
+var (
+	_ fosite.Session = (*Session)(nil)
+	_ openid.Session = (*Session)(nil)
+)
+
+// IDTokenClaims are the session's facts as fosite's OpenID Connect handler
+// reads them (subject, auth_time, the request's time); fresh on every call.
+// authd's id_token strategy (idTokens) builds the token's claims itself.
+func (s *Session) IDTokenClaims() *jwt.IDTokenClaims {
+	return &jwt.IDTokenClaims{
+		Subject: s.Subject, AuthTime: s.AuthTime, RequestedAt: s.RequestedAt,
+		AuthenticationMethodsReferences: append([]string(nil), s.AMR...),
+	}
+}
+
+// IDTokenHeaders is empty: the key (kid, alg) is chosen when signing.
+func (s *Session) IDTokenHeaders() *jwt.Headers { return &jwt.Headers{} }
 
 // SetSubject is called by fosite's password grant with the authenticated subject.
 func (s *Session) SetSubject(sub string) { s.Subject = sub }
@@ -71,6 +100,7 @@ func (s *Session) Clone() fosite.Session {
 	}
 	c := *s
 	c.Roles = append([]string(nil), s.Roles...)
+	c.AMR = append([]string(nil), s.AMR...)
 	if s.ExpiresAt != nil {
 		c.ExpiresAt = make(map[fosite.TokenType]time.Time, len(s.ExpiresAt))
 		for k, v := range s.ExpiresAt {

@@ -24,6 +24,8 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (storage.Client, error)
 	GetUser(ctx context.Context, id string) (storage.User, error)
 	storage.RefreshTokens
+	storage.AuthorizationCodes
+	storage.Consents
 	storage.Transactor
 }
 
@@ -46,6 +48,12 @@ type reqInfo struct {
 	IP       string
 	User     *storage.User // the user the password grant authenticated
 	Proof    *dpop.Proof   // the token request's checked DPoP proof, nil without one
+	// ReusedCode is the authorization code an exchange found used: what its
+	// first exchange issued is revoked.
+	ReusedCode *storage.AuthorizationCode
+	// AccessToken is the access token the request issued, for the
+	// id_token's at_hash.
+	AccessToken string
 }
 
 type reqInfoKey struct{}
@@ -90,6 +98,8 @@ type fositeStore struct {
 	accessTTL     time.Duration
 	reuseInterval time.Duration // idempotent rotation; 0: strict
 	now           func() time.Time
+	// codeSignature is an authorization code's signature (the code strategy's).
+	codeSignature func(ctx context.Context, code string) string
 }
 
 var (

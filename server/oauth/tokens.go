@@ -181,6 +181,7 @@ func (t *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 	if err != nil {
 		return "", "", fmt.Errorf("oauth: sign access token: %w", err)
 	}
+	reqInfoFrom(ctx).AccessToken = token // for an id_token's at_hash
 	return token, t.AccessTokenSignature(ctx, token), nil
 }
 
