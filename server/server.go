@@ -166,10 +166,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimitPerMin > 0 {
 		s.limiter = newIPLimiter(cfg.RateLimitPerMin, cfg.Now)
 	}
-	if s.discovery, err = newDocument(metadata(cfg.Issuer, false)); err != nil {
+	if s.discovery, err = newDocument(s.metadata(false)); err != nil {
 		return nil, fmt.Errorf("server: discovery: %w", err)
 	}
-	if s.oidc, err = newDocument(metadata(cfg.Issuer, true)); err != nil {
+	if s.oidc, err = newDocument(s.metadata(true)); err != nil {
 		return nil, fmt.Errorf("server: discovery: %w", err)
 	}
 	s.routes()
@@ -206,6 +206,9 @@ func (s *Server) routes() {
 		r.HandleFunc(web.SignupPath, p.SignupForm).Methods(http.MethodGet, http.MethodHead)
 		r.Handle(web.SignupPath, s.pageRateLimit(http.HandlerFunc(p.Signup))).Methods(http.MethodPost)
 		r.HandleFunc(web.StylesheetPath, p.Stylesheet).Methods(http.MethodGet, http.MethodHead)
+		if s.authorizes() {
+			r.HandleFunc(oauth.AuthorizePath, s.cfg.OAuth.Authorize).Methods(http.MethodGet, http.MethodPost)
+		}
 	}
 
 	api := r.PathPrefix("/api/v1").Subrouter()
@@ -290,8 +293,18 @@ func (s *Server) fallback(status int, detail string) http.Handler {
 	})
 }
 
-// metadata is the RFC 8414 document; oidc adds the OpenID Connect Discovery fields.
-func metadata(issuer string, oidc bool) map[string]any {
+// authorizes reports whether the authorize endpoint is served: the browser
+// pages are, and the provider shows them.
+func (s *Server) authorizes() bool { return s.cfg.Pages != nil && s.cfg.OAuth.AuthorizeEnabled() }
+
+// metadata is the RFC 8414 document; oidc adds the OpenID Connect Discovery
+// fields. The authorize endpoint's fields are there when it is served.
+func (s *Server) metadata(oidc bool) map[string]any {
+	issuer := s.cfg.Issuer
+	grants := oauth.SupportedGrantTypes()
+	if !s.authorizes() {
+		grants = slices.DeleteFunc(grants, func(g string) bool { return g == oauth.GrantAuthorizationCode })
+	}
 	m := map[string]any{
 		"issuer":                                issuer,
 		"token_endpoint":                        issuer + "/oauth2/token",
@@ -299,7 +312,7 @@ func metadata(issuer string, oidc bool) map[string]any {
 		"revocation_endpoint":                   issuer + "/oauth2/revoke",
 		"jwks_uri":                              issuer + "/.well-known/jwks.json",
 		"userinfo_endpoint":                     issuer + "/userinfo",
-		"grant_types_supported":                 oauth.SupportedGrantTypes(),
+		"grant_types_supported":                 grants,
 		"response_types_supported":              []string{},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
@@ -308,10 +321,26 @@ func metadata(issuer string, oidc bool) map[string]any {
 		"dpop_signing_alg_values_supported": oauth.DPoPAlgs(),
 		// No service_documentation: authd serves no documentation page.
 	}
+	if s.authorizes() {
+		m["authorization_endpoint"] = issuer + oauth.AuthorizePath
+		m["response_types_supported"] = []string{"code"}
+		m["response_modes_supported"] = []string{"query"}
+		m["code_challenge_methods_supported"] = []string{"S256"}
+		m["authorization_response_iss_parameter_supported"] = true
+	}
 	if oidc {
 		m["subject_types_supported"] = []string{"public"}
 		m["id_token_signing_alg_values_supported"] = []string{"ES256", "RS256", "EdDSA"}
 		m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "roles"}
+		if s.authorizes() {
+			// The algorithm of the key that signs now; a change of
+			// AUTHD_SIGNING_ALG takes effect over two rotations, and the
+			// document is rendered again at the next start.
+			m["id_token_signing_alg_values_supported"] = []string{s.cfg.OAuth.IDTokenAlg()}
+			m["prompt_values_supported"] = []string{"none", "login", "consent"}
+			m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
+				"preferred_username", "email", "roles"}
+		}
 	}
 	return m
 }

@@ -185,9 +185,9 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 	return d, nil
 }
 
-// provider builds the OAuth layer on the wired dependencies; clientIP may be
-// nil outside serve.
-func (d *deps) provider(clientIP func(*http.Request) string) (*oauth.Provider, error) {
+// provider builds the OAuth layer on the wired dependencies; clientIP and
+// pages (the authorize endpoint's) may be nil outside serve.
+func (d *deps) provider(clientIP func(*http.Request) string, pages oauth.Pages) (*oauth.Provider, error) {
 	secret, old := secretBytes(d.cfg)
 	var unavailable func(error)
 	if d.metrics != nil {
@@ -199,7 +199,7 @@ func (d *deps) provider(clientIP func(*http.Request) string) (*oauth.Provider, e
 		Secret: secret, OldSecrets: old,
 		Store: d.store, Denylist: d.denylist, ProofReplay: d.proofReplay(), DPoPNonces: d.cfg.DPoPNonce,
 		Signer: d.keys, Auth: d.identity, Recorder: d.recorder, Hasher: d.hasher, Logger: d.log, ClientIP: clientIP,
-		StoreUnavailable: unavailable,
+		StoreUnavailable: unavailable, Pages: pages,
 	})
 }
 

@@ -178,7 +178,7 @@ func (e *env) clientsCommand() *cobra.Command {
 		Use: "delete ID", Short: "delete a client", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withDeps(cmd.Context(), false, func(d *deps) error {
-				p, err := d.provider(nil)
+				p, err := d.provider(nil, nil)
 				if err != nil {
 					return err
 				}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -91,8 +92,18 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		proxies = append(proxies, pfx)
 	}
 	clientIP := server.ClientIPFunc(proxies)
-	provider, err := d.provider(clientIP)
+	// The pages and the provider know each other: the authorize endpoint
+	// shows the pages, and the login page allows the origin of the
+	// redirect_uri its authorize request will send the browser to.
+	var provider *oauth.Provider
+	pages, err := d.pages(clientIP, func(ctx context.Context, q url.Values) (string, bool) {
+		return provider.RedirectOrigin(ctx, q)
+	})
 	if err != nil {
+		return err
+	}
+	ph.done("pages")
+	if provider, err = d.provider(clientIP, server.AuthorizePages(pages)); err != nil {
 		return err
 	}
 	ph.done("oauth provider")
@@ -122,11 +133,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if err := d.watch(metrics, redisLimiter, relay); err != nil {
 		return err
 	}
-	pages, err := d.pages(clientIP)
-	if err != nil {
-		return err
-	}
-	ph.done("pages")
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
 		Recorder: d.recorder, Clients: d.clients, Pages: pages, Checks: checks, Logger: log, Metrics: metrics,
@@ -307,7 +313,9 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 	if c, err := d.store.GetClient(ctx, dc.ClientID); errors.Is(err, storage.ErrNotFound) {
 		c, _, err := clients.Spec{
 			ID: dc.ClientID, Name: "dev client", Secret: dc.ClientSecret, Introspect: true, Audience: audience,
-			GrantTypes: oauth.SupportedGrantTypes(), Scopes: []string{"openid", "profile", "email", "offline_access"},
+			// Every grant but authorization_code, which needs a redirect URI.
+			GrantTypes: slices.DeleteFunc(oauth.SupportedGrantTypes(), func(g string) bool { return g == oauth.GrantAuthorizationCode }),
+			Scopes:     []string{"openid", "profile", "email", "offline_access"},
 		}.Record(ctx, d.hasher, oauth.SupportedGrantTypes())
 		if err != nil {
 			return err
@@ -371,7 +379,7 @@ func (e *env) applyMemoryLimit(cfg config.Config, log *slog.Logger) {
 // pages builds the browser pages: the templates (AUTHD_TEMPLATES_DIR's,
 // parsed now so that a broken page stops the start naming its file, or the
 // embedded ones) and browser sessions on the store.
-func (d *deps) pages(clientIP func(*http.Request) string) (*web.Pages, error) {
+func (d *deps) pages(clientIP func(*http.Request) string, redirectOrigin func(context.Context, url.Values) (string, bool)) (*web.Pages, error) {
 	set, err := templates.Embedded()
 	if d.cfg.TemplatesDir != "" {
 		set, err = templates.Dir(d.cfg.TemplatesDir)
@@ -390,6 +398,6 @@ func (d *deps) pages(clientIP func(*http.Request) string) (*web.Pages, error) {
 		Sessions: identity.NewSessions(d.store, identity.SessionOptions{
 			TTL: d.cfg.SessionTTL, IdleTTL: d.cfg.SessionIdleTTL, Logger: d.log,
 		}),
-		ClientIP: clientIP, Logger: d.log, StoreUnavailable: unavailable,
+		ClientIP: clientIP, Logger: d.log, StoreUnavailable: unavailable, RedirectOrigin: redirectOrigin,
 	})
 }

@@ -84,7 +84,7 @@ func (e *env) userAdminCommands() []*cobra.Command {
 			Use: use + " USER", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return e.withUser(cmd.Context(), args[0], func(d *deps, u storage.User) (storage.User, error) {
-					p, err := d.provider(nil)
+					p, err := d.provider(nil, nil)
 					if err != nil {
 						return u, err
 					}
@@ -137,7 +137,7 @@ func (e *env) userAdminCommands() []*cobra.Command {
 				return err
 			}
 			return e.withUser(cmd.Context(), args[0], func(d *deps, u storage.User) (storage.User, error) {
-				p, err := d.provider(nil)
+				p, err := d.provider(nil, nil)
 				if err != nil {
 					return u, err
 				}

@@ -28,8 +28,10 @@ const (
 	GrantClientCredentials = "client_credentials"
 )
 
-// SupportedGrantTypes lists the grants of the token endpoint, in metadata order.
-var supportedGrantTypes = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials}
+// SupportedGrantTypes lists the grants of the token endpoint, in metadata
+// order. authorization_code is served with the authorize endpoint only
+// (Options.Pages).
+var supportedGrantTypes = []string{GrantAuthorizationCode, GrantPassword, GrantRefreshToken, GrantClientCredentials}
 
 // SupportedGrantTypes returns the grant types the token endpoint accepts.
 func SupportedGrantTypes() []string { return slices.Clone(supportedGrantTypes) }

@@ -78,6 +78,7 @@ type Provider struct {
 	store   *fositeStore
 	// markerKey keys the login marker of an authorize request (loginMarker).
 	markerKey []byte
+	idSigner  IDTokenSigner
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -119,7 +120,7 @@ func New(o Options) (*Provider, error) {
 	if o.ClientIP == nil {
 		o.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
 	}
-	p := &Provider{o: o, log: o.Logger, now: o.Now, markerKey: markerKeyFor(o.Secret)}
+	p := &Provider{o: o, log: o.Logger, now: o.Now, markerKey: markerKeyFor(o.Secret), idSigner: idSigner}
 	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
 	p.dpop = newDPoPChecker(o.ProofReplay, o.Secret, o.DPoPNonces, o.Now)
 	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}
@@ -204,6 +205,13 @@ func New(o Options) (*Provider, error) {
 	return p, nil
 }
 
+// AuthorizeEnabled reports whether the authorize endpoint (and so the
+// authorization_code grant) is served: the provider has the browser pages.
+func (p *Provider) AuthorizeEnabled() bool { return p.o.Pages != nil }
+
+// IDTokenAlg is the algorithm id_tokens are signed with now (the current key's).
+func (p *Provider) IDTokenAlg() string { return p.idSigner.Alg() }
+
 // VerifyAccessToken checks a Bearer access token: signature by kid, typ,
 // issuer, times and the denylist.
 func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*AccessClaims, error) {
@@ -223,8 +231,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	case gt == "":
 		p.writeError(w, r, fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing."))
 		return
-	case !slices.Contains(supportedGrantTypes, gt) && !(gt == GrantAuthorizationCode && p.o.Pages != nil):
-		// authorization_code is offered with the authorize endpoint only.
+	case !slices.Contains(supportedGrantTypes, gt) || gt == GrantAuthorizationCode && !p.AuthorizeEnabled():
 		p.writeError(w, r, fosite.ErrUnsupportedGrantType.WithHintf("The grant type is not supported."))
 		return
 	case gt == GrantAuthorizationCode && r.PostForm.Get("code") == "":

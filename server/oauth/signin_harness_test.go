@@ -46,7 +46,7 @@ func (b browserPages) LoginURL(returnTo string) string { return web.LoginURL(ret
 // login page, the authorize, token and introspection endpoints and the
 // JWKS, with one user and three clients.
 type signin struct {
-	t       *testing.T
+	t       testing.TB
 	store   storage.Store
 	keys    *keys.Manager
 	p       *oauth.Provider
@@ -60,7 +60,7 @@ const (
 	loopbackRedirect = "http://127.0.0.1/cb"
 )
 
-func newSignin(t *testing.T, st storage.Store) *signin {
+func newSignin(t testing.TB, st storage.Store) *signin {
 	t.Helper()
 	ctx := t.Context()
 	if err := st.Migrate(ctx); err != nil {
@@ -163,7 +163,7 @@ func (s *signin) config(clientID, redirectURI string, scopes ...string) *oauth2.
 // browser is a person's browser: a cookie jar, following redirects within
 // authd and stopping at one that leaves it (to a client's redirect_uri).
 type browser struct {
-	t *testing.T
+	t testing.TB
 	s *signin
 	c *http.Client
 }
@@ -236,7 +236,7 @@ var (
 )
 
 // form reads a page's form: its action and hidden fields.
-func (pg page) form(t *testing.T) (string, url.Values) {
+func (pg page) form(t testing.TB) (string, url.Values) {
 	t.Helper()
 	m := formRE.FindStringSubmatch(pg.body)
 	if m == nil {
