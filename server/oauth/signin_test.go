@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/authd/authd/events"
 	"github.com/authd/authd/storage"
 )
 
@@ -333,6 +334,16 @@ func TestCodeExchangeErrors(t *testing.T) {
 		}
 		if _, err := s.p.VerifyAccessToken(t.Context(), tok.AccessToken); err == nil {
 			t.Error("VerifyAccessToken accepts the first exchange's access token after the code's reuse")
+		}
+		entries, err := st.ListAudit(t.Context(), storage.AuditFilter{Type: string(events.TokenRevoked), UserID: s.userID})
+		var data struct {
+			Reason string `json:"reason"`
+		}
+		if len(entries) > 0 {
+			_ = json.Unmarshal(entries[0].Data, &data)
+		}
+		if err != nil || len(entries) == 0 || data.Reason != "code_reuse" || entries[0].ClientID != "web" {
+			t.Errorf("audit after code reuse = %+v, %v; want auth.token.revoked for web with reason code_reuse", entries, err)
 		}
 
 		// A wrong verifier, no verifier, another client's code, another redirect_uri.
