@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/authd/authd/events"
+	"github.com/authd/authd/internal/dpop/dpoptest"
 	"github.com/authd/authd/storage"
 )
 
@@ -528,6 +529,56 @@ func TestConcurrentCodeExchange(t *testing.T) {
 		}
 		if _, err := web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: wins[0].RefreshToken}).Token(); !isOAuthError(err, "invalid_grant") {
 			t.Errorf("the winner's refresh token after the reuse: %v; want invalid_grant (revoked)", err)
+		}
+	})
+}
+
+// The code exchange binds its tokens to the key of a DPoP proof, as the
+// other grants do: the access token's cnf.jkt, and the public client's
+// refresh token, which then refreshes only with a proof of that key.
+func TestCodeExchangeWithDPoP(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st storage.Store) {
+		s := newSignin(t, st)
+		cli := s.rp("cli", loopbackRedirect, "openid")
+		req := newRequest()
+		code := s.signIn(t, s.browser(), cli, req)
+		key, other := dpoptest.NewKey(t), dpoptest.NewKey(t)
+		tokenURL := s.srv.URL + "/oauth2/token"
+		post := func(form url.Values, proof string) (int, map[string]any) {
+			r, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if proof != "" {
+				r.Header.Set("DPoP", proof)
+			}
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, m
+		}
+		status, m := post(url.Values{
+			"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {req.verifier},
+			"redirect_uri": {loopbackRedirect}, "client_id": {"cli"},
+		}, key.Proof(http.MethodPost, tokenURL, "", nil))
+		if status != http.StatusOK || m["token_type"] != "DPoP" || m["id_token"] == nil {
+			t.Fatalf("code exchange with a proof: %d %v; want DPoP tokens and an id_token", status, m)
+		}
+		claims, err := s.p.VerifyAccessToken(t.Context(), m["access_token"].(string))
+		if err != nil || claims.Confirmation == nil || claims.Confirmation.JKT != key.JKT {
+			t.Fatalf("access token cnf = %+v, %v; want jkt %s", claims, err, key.JKT)
+		}
+		rt := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {m["refresh_token"].(string)}, "client_id": {"cli"}}
+		if status, m := post(rt, other.Proof(http.MethodPost, tokenURL, "", nil)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("refresh with another key's proof: %d %v; want 400 invalid_grant", status, m)
+		}
+		if status, m := post(rt, key.Proof(http.MethodPost, tokenURL, "", nil)); status != http.StatusOK || m["token_type"] != "DPoP" {
+			t.Errorf("refresh with the key's proof: %d %v; want 200 DPoP", status, m)
 		}
 	})
 }
