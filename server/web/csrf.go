@@ -66,7 +66,9 @@ func (c *csrf) check(cookie, purpose, token string) bool {
 	if !validRandom(cookie) {
 		return false
 	}
-	got, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: one token has one spelling (a lax decoder ignores the unused
+	// low bits of the last character).
+	got, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(got) != sha256.Size {
 		return false
 	}
@@ -89,7 +91,7 @@ func validRandom(v string) bool {
 	if len(v) != base64.RawURLEncoding.EncodedLen(randomBytes) {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(v)
+	_, err := base64.RawURLEncoding.Strict().DecodeString(v)
 	return err == nil
 }
 
