@@ -3,6 +3,8 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/authd/authd/identity"
 	"github.com/authd/authd/templates"
@@ -36,8 +38,29 @@ func (p *Pages) LoginForm(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.renderLogin(w, r, http.StatusOK, returnTo, "", "")
+	p.renderLogin(w, r, http.StatusOK, returnTo, loginHint(returnTo), "")
 }
+
+// loginHint is the authorize request's login_hint (OIDC Core 3.1.2.1), to
+// pre-fill the username: only when it could be a username or an email.
+func loginHint(returnTo string) string {
+	_, query, ok := strings.Cut(returnTo, "?")
+	if !ok {
+		return ""
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return ""
+	}
+	hint := q.Get("login_hint")
+	if hint == "" || !printable(hint, maxLoginHint) {
+		return ""
+	}
+	return hint
+}
+
+// maxLoginHint is the longest login_hint used: an email's length.
+const maxLoginHint = 254
 
 func (p *Pages) renderLogin(w http.ResponseWriter, r *http.Request, status int, returnTo, username, msg string) {
 	p.render(w, r, status, templates.PageLogin, templates.Login{

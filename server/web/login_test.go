@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -77,6 +78,34 @@ func TestLoginSuccess(t *testing.T) {
 				t.Errorf("the replaced session is still stored: %v", err)
 			}
 		})
+	}
+}
+
+// The authorize request's login_hint pre-fills the username; one that could
+// not be a login is left out.
+func TestLoginHint(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	b := h.browser()
+	for _, c := range []struct{ hint, want string }{
+		{"alice@example.com", `value="alice@example.com"`},
+		{"bob", `value="bob"`},
+		{"a\x00b", ""},
+		{strings.Repeat("x", 300), ""},
+	} {
+		rt := returnTo + "&" + url.Values{"login_hint": {c.hint}}.Encode()
+		form := b.get("/login?" + url.Values{"return_to": {rt}}.Encode())
+		if form.status != http.StatusOK {
+			t.Fatalf("GET /login with login_hint %q = %d", c.hint, form.status)
+		}
+		username := regexp.MustCompile(`<input[^>]*name="username"[^>]*>`).FindString(form.body)
+		switch {
+		case username == "":
+			t.Fatalf("no username input:\n%s", form.body)
+		case c.want != "" && !strings.Contains(username, c.want):
+			t.Errorf("login_hint %q: username input %s; want %s", c.hint, username, c.want)
+		case c.want == "" && strings.Contains(username, `value="x`):
+			t.Errorf("login_hint %q was used: %s", c.hint, username)
+		}
 	}
 }
 
