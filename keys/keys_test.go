@@ -786,3 +786,51 @@ func TestSignIDToken(t *testing.T) {
 		})
 	}
 }
+
+// VerifyIDToken accepts what SignIDToken signed, by the current key or a
+// retired one still published, and refuses access tokens, tokens of another
+// key set and altered signatures.
+func TestVerifyIDToken(t *testing.T) {
+	for _, alg := range allAlgs {
+		t.Run(alg, func(t *testing.T) {
+			m := newTestManager(t, &memStore{}, testOptions(alg, newFakeClock()))
+			claims := claimsFor(4)
+			tok, err := m.SignIDToken(t.Context(), claims)
+			if err != nil {
+				t.Fatalf("SignIDToken: %v", err)
+			}
+			got, kid, err := m.VerifyIDToken(t.Context(), tok)
+			if err != nil || !bytes.Equal(got, claims) || kid != m.set.Load().current.id {
+				t.Fatalf("VerifyIDToken = %q, %q, %v; want the claims and the current kid", got, kid, err)
+			}
+			if _, err := m.Rotate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, err := m.VerifyIDToken(t.Context(), tok); err != nil || !bytes.Equal(got, claims) {
+				t.Errorf("VerifyIDToken after a rotation = %q, %v; want the claims", got, err)
+			}
+
+			access, err := m.Sign(t.Context(), claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := m.VerifyIDToken(t.Context(), access); !errors.Is(err, ErrInvalidToken) {
+				t.Errorf("VerifyIDToken(access token) error = %v; want ErrInvalidToken", err)
+			}
+			other := newTestManager(t, &memStore{}, testOptions(alg, newFakeClock()))
+			foreign, err := other.SignIDToken(t.Context(), claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := m.VerifyIDToken(t.Context(), foreign); !errors.Is(err, ErrUnknownKey) {
+				t.Errorf("VerifyIDToken(another key set's id_token) error = %v; want ErrUnknownKey", err)
+			}
+			// The same header and claims with another key set's signature.
+			i, j := strings.LastIndexByte(tok, '.'), strings.LastIndexByte(foreign, '.')
+			forged := tok[:i] + foreign[j:]
+			if _, _, err := m.VerifyIDToken(t.Context(), forged); !errors.Is(err, ErrInvalidToken) {
+				t.Errorf("VerifyIDToken(forged signature) error = %v; want ErrInvalidToken", err)
+			}
+		})
+	}
+}

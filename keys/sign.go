@@ -53,6 +53,21 @@ func (m *Manager) sign(claims []byte, idToken bool) (string, error) {
 // but an ECDSA signature (r, s) has a twin (r, n-s) that verifies too, so
 // identify tokens by their jti, never by their string or signature.
 func (m *Manager) Verify(ctx context.Context, token string) (claims []byte, kid string, err error) {
+	return m.verify(ctx, token, tokenType)
+}
+
+// VerifyIDToken is Verify for an OpenID Connect id_token that authd signed
+// (SignIDToken): the header's typ must be "JWT" (or "application/jwt"), so
+// an access token never passes for an id_token. Like Verify it checks no
+// claim: iss, aud and exp are the caller's (an id_token_hint, for one, is
+// acceptable expired).
+func (m *Manager) VerifyIDToken(ctx context.Context, token string) (claims []byte, kid string, err error) {
+	return m.verify(ctx, token, idTokenType)
+}
+
+// verify checks token's shape, its typ (typ) and its signature by the key
+// its kid names.
+func (m *Manager) verify(ctx context.Context, token, typ string) (claims []byte, kid string, err error) {
 	if len(token) > MaxTokenSize {
 		return nil, "", &tokenError{reason: ErrTokenTooLarge}
 	}
@@ -60,8 +75,8 @@ func (m *Manager) Verify(ctx context.Context, token string) (claims []byte, kid 
 	if err != nil {
 		return nil, "", invalid(err.Error())
 	}
-	if !t.TypIs(tokenType) {
-		return nil, "", invalid("typ is not at+jwt")
+	if !t.TypIs(typ) {
+		return nil, "", invalid("typ is not " + typ)
 	}
 	k := m.set.Load().keys[string(t.Kid())]
 	if k == nil {
