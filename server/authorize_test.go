@@ -89,6 +89,7 @@ func signinServer(t *testing.T, st storage.Store) (*httptest.Server, string) {
 	c, sec, err := clients.Spec{
 		ID: "rp", FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scopes: []string{"openid", "profile"}, RedirectURIs: []string{"https://rp.example/cb"},
+		PostLogoutRedirectURIs: []string{"https://rp.example/bye"},
 	}.Record(ctx, hasher, oauth.SupportedGrantTypes())
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +126,7 @@ func TestSignInThroughDiscovery(t *testing.T) {
 			}
 			for k, want := range map[string]any{
 				"authorization_endpoint":   ts.URL + "/oauth2/authorize",
+				"end_session_endpoint":     ts.URL + "/oauth2/logout",
 				"response_types_supported": []any{"code"}, "response_modes_supported": []any{"query"},
 				"code_challenge_methods_supported":               []any{"S256"},
 				"authorization_response_iss_parameter_supported": true,
@@ -223,6 +225,44 @@ func TestSignInThroughDiscovery(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 				t.Errorf("unregistered redirect_uri: %d, Location %q; want the error page", resp.StatusCode, resp.Header.Get("Location"))
+			}
+
+			// RP-initiated logout at the discovered end_session_endpoint:
+			// the confirmation, then back to the client with state.
+			endSession, _ := doc["end_session_endpoint"].(string)
+			resp, err = browser.Get(endSession + "?" + url.Values{
+				"id_token_hint": {raw}, "post_logout_redirect_uri": {"https://rp.example/bye"}, "state": {"bye-1"},
+			}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if m = formActionRE.FindStringSubmatch(string(body)); resp.StatusCode != http.StatusOK || m == nil {
+				t.Fatalf("GET end_session_endpoint: %d; want the confirmation:\n%s", resp.StatusCode, body)
+			}
+			form = url.Values{"decision": {"logout"}}
+			for _, h := range hiddenFormRE.FindAllStringSubmatch(string(body), -1) {
+				form.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
+			}
+			resp, err = browser.PostForm(ts.URL+html.UnescapeString(m[1]), form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "https://rp.example/bye?state=bye-1" {
+				t.Errorf("confirmed logout: %d, Location %q; want 303 to https://rp.example/bye?state=bye-1", resp.StatusCode, loc)
+			}
+			// An id_token_hint longer than other query values (an RS256
+			// id_token) reaches the endpoint: its error page, not the
+			// middleware's JSON.
+			resp, err = browser.Get(endSession + "?id_token_hint=" + strings.Repeat("a", 3000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+				t.Errorf("a long id_token_hint: %d %s; want the endpoint's 400 page", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
 		})
 	}

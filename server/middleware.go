@@ -164,6 +164,9 @@ const (
 	maxPathVarLen    = 256 // an id in a path: user ids are 36, client ids at most 128
 	maxQueryNameLen  = 64
 	maxQueryValueLen = 1024
+	// maxHintLen bounds an id_token_hint in the query (the logout
+	// endpoint's; an RS256 id_token is longer than maxQueryValueLen).
+	maxHintLen = 8 << 10
 )
 
 // checkInput refuses, before a routed handler runs, a path or query string
@@ -204,8 +207,12 @@ func (s *Server) checkInput(next http.Handler) http.Handler {
 				bad("A query parameter name is not printable UTF-8 text of a sane length.")
 				return
 			}
+			limit := maxQueryValueLen
+			if k == "id_token_hint" && r.URL.Path == oauth.LogoutPath {
+				limit = maxHintLen
+			}
 			for _, v := range vs {
-				if !textOK(v, maxQueryValueLen) {
+				if !textOK(v, limit) {
 					bad(fmt.Sprintf("The query parameter %q is not printable UTF-8 text of a sane length.", k))
 					return
 				}

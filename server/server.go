@@ -208,6 +208,7 @@ func (s *Server) routes() {
 		r.HandleFunc(web.StylesheetPath, p.Stylesheet).Methods(http.MethodGet, http.MethodHead)
 		if s.authorizes() {
 			r.HandleFunc(oauth.AuthorizePath, s.cfg.OAuth.Authorize).Methods(http.MethodGet, http.MethodPost)
+			r.HandleFunc(oauth.LogoutPath, s.cfg.OAuth.EndSession).Methods(http.MethodGet, http.MethodPost)
 		}
 	}
 
@@ -323,6 +324,7 @@ func (s *Server) metadata(oidc bool) map[string]any {
 	}
 	if s.authorizes() {
 		m["authorization_endpoint"] = issuer + oauth.AuthorizePath
+		m["end_session_endpoint"] = issuer + oauth.LogoutPath
 		m["response_types_supported"] = []string{"code"}
 		m["response_modes_supported"] = []string{"query"}
 		m["code_challenge_methods_supported"] = []string{"S256"}

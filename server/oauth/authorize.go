@@ -43,6 +43,21 @@ type Pages interface {
 	// LoginURL is the login page that returns to returnTo (a path and query
 	// of the authorize endpoint) after the user signed in.
 	LoginURL(returnTo string) string
+
+	// The logout endpoint's pages (EndSession).
+
+	// LogoutConfirm renders the question "Sign out?", whose form posts the
+	// logout request back with a CSRF token.
+	LogoutConfirm(w http.ResponseWriter, r *http.Request, l LogoutPage)
+	// LogoutForm checks a logout confirmation's POST (its CSRF token);
+	// false when the 403 page has been written instead.
+	LogoutForm(w http.ResponseWriter, r *http.Request) bool
+	// EndSession ends the browser's session and clears its cookie,
+	// reporting whether there was a session to end (in r's context's
+	// transaction, if any).
+	EndSession(w http.ResponseWriter, r *http.Request) (bool, error)
+	// LoggedOut renders the "signed out" page.
+	LoggedOut(w http.ResponseWriter, r *http.Request)
 }
 
 // ConsentPage is what the consent page shows and posts back.
@@ -227,6 +242,13 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 // is answered on the error page (status 400): which client it is for is
 // not known yet.
 func (p *Provider) authorizeForm(r *http.Request) (url.Values, int, string) {
+	return browserForm(r, func(string) int { return maxParamLen })
+}
+
+// browserForm reads a browser request's parameters (the query of a GET,
+// the form body of a POST), each at most maxLen(name) bytes of plain text,
+// none given twice. A failure is a status and the error page's message.
+func browserForm(r *http.Request, maxLen func(name string) int) (url.Values, int, string) {
 	switch r.Method {
 	case http.MethodGet:
 		if err := r.ParseForm(); err != nil {
@@ -251,7 +273,7 @@ func (p *Provider) authorizeForm(r *http.Request) (url.Values, int, string) {
 		return nil, http.StatusMethodNotAllowed, msgBadRequest
 	}
 	for k, v := range r.Form {
-		if len(v) != 1 || !plainText(k, maxParamNameLen) || !plainText(v[0], maxParamLen) {
+		if len(v) != 1 || !plainText(k, maxParamNameLen) || !plainText(v[0], maxLen(k)) {
 			return nil, http.StatusBadRequest, msgBadRequest
 		}
 	}

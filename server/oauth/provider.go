@@ -79,8 +79,10 @@ type Provider struct {
 	// markerKey keys the login marker of an authorize request (loginMarker).
 	markerKey []byte
 	idSigner  IDTokenSigner
-	log       *slog.Logger
-	now       func() time.Time
+	// idVerifier checks id_token_hints (EndSession).
+	idVerifier IDTokenVerifier
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // refreshKey derives the refresh-token HMAC key from AUTHD_SECRET with
@@ -111,6 +113,10 @@ func New(o Options) (*Provider, error) {
 	if !ok {
 		return nil, errors.New("oauth: the signer cannot sign id_tokens")
 	}
+	idVerifier, ok := o.Signer.(IDTokenVerifier)
+	if !ok {
+		return nil, errors.New("oauth: the signer cannot verify id_tokens")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -120,7 +126,8 @@ func New(o Options) (*Provider, error) {
 	if o.ClientIP == nil {
 		o.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
 	}
-	p := &Provider{o: o, log: o.Logger, now: o.Now, markerKey: markerKeyFor(o.Secret), idSigner: idSigner}
+	p := &Provider{o: o, log: o.Logger, now: o.Now, markerKey: markerKeyFor(o.Secret), idSigner: idSigner,
+		idVerifier: idVerifier}
 	p.clients = &clientAuthenticator{clients: o.Store, hasher: o.Hasher}
 	p.dpop = newDPoPChecker(o.ProofReplay, o.Secret, o.DPoPNonces, o.Now)
 	p.tokens = &accessTokens{issuer: o.Issuer, signer: o.Signer, deny: o.Denylist, now: o.Now}

@@ -42,6 +42,14 @@ func (b browserPages) Consent(w http.ResponseWriter, r *http.Request, c oauth.Co
 
 func (b browserPages) LoginURL(returnTo string) string { return web.LoginURL(returnTo) }
 
+func (b browserPages) LogoutConfirm(w http.ResponseWriter, r *http.Request, l oauth.LogoutPage) {
+	hidden := make([]templates.Hidden, 0, len(l.Params))
+	for k, v := range l.Params {
+		hidden = append(hidden, templates.Hidden{Name: k, Value: v[0]})
+	}
+	b.Pages.LogoutConfirm(w, r, web.LogoutView{Action: l.Action, Hidden: hidden, RedirectURI: l.RedirectURI})
+}
+
 // signin is authd's browser sign-in served over HTTP on a real store: the
 // login page, the authorize, token and introspection endpoints and the
 // JWKS, with one user and three clients.
@@ -58,6 +66,9 @@ type signin struct {
 const (
 	rpRedirect       = "https://rp.example/cb"
 	loopbackRedirect = "http://127.0.0.1/cb"
+	// Where the clients registered RP-initiated logout to return to.
+	rpSignedOut       = "https://rp.example/signed-out?from=authd"
+	loopbackSignedOut = "http://127.0.0.1/"
 )
 
 func newSignin(t testing.TB, st storage.Store) *signin {
@@ -109,6 +120,8 @@ func newSignin(t testing.TB, st storage.Store) *signin {
 	mux.HandleFunc("POST /login", pages.Login)
 	mux.HandleFunc("GET /oauth2/authorize", s.p.Authorize)
 	mux.HandleFunc("POST /oauth2/authorize", s.p.Authorize)
+	mux.HandleFunc("GET /oauth2/logout", s.p.EndSession)
+	mux.HandleFunc("POST /oauth2/logout", s.p.EndSession)
 	mux.HandleFunc("POST /oauth2/token", s.p.Token)
 	mux.HandleFunc("POST /oauth2/introspect", s.p.Introspect)
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
@@ -122,10 +135,10 @@ func newSignin(t testing.TB, st storage.Store) *signin {
 	for _, spec := range []clients.Spec{
 		// A third-party web app: confidential, asks for consent.
 		{ID: "web", Name: "Web App", GrantTypes: []string{"authorization_code", "refresh_token"},
-			Scopes: []string{"openid", "profile"}, RedirectURIs: []string{rpRedirect}},
+			Scopes: []string{"openid", "profile"}, RedirectURIs: []string{rpRedirect}, PostLogoutRedirectURIs: []string{rpSignedOut}},
 		// A first-party native app: public, loopback redirect.
 		{ID: "cli", Public: true, FirstParty: true, GrantTypes: []string{"authorization_code", "refresh_token"},
-			Scopes: []string{"openid", "profile"}, RedirectURIs: []string{loopbackRedirect}},
+			Scopes: []string{"openid", "profile"}, RedirectURIs: []string{loopbackRedirect}, PostLogoutRedirectURIs: []string{loopbackSignedOut}},
 		// A first-party web app without refresh tokens.
 		{ID: "portal", FirstParty: true, GrantTypes: []string{"authorization_code"},
 			Scopes: []string{"openid"}, RedirectURIs: []string{"https://portal.example/cb"}},
