@@ -105,6 +105,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-scenario", "refresh", "-client-id", "c", "-username", "u"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, ""},
 		{[]string{"-issuer", "http://[::1]:9", "-allow-remote=false", "-authd", "x", "-scenario", "jwks,mixed"}, nil, ""},
 		{[]string{"-issuer", "http://10.1.2.3:8080", "-allow-remote", "-authd", "x"}, nil, ""},
+		{[]string{"-scenario", "authorize", "-client-id", "c", "-username", "u"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, "needs -redirect-uri"},
+		{[]string{"-scenario", "authorize", "-client-id", "c", "-username", "u", "-redirect-uri", "http://127.0.0.1/cb"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, ""},
+		{[]string{"-scenario", "authorize,jwks", "-authd", "x"}, nil, ""},
 	}
 	for _, c := range cases {
 		cfg, err := parseFlags(c.args, c.environ, io.Discard)
@@ -386,4 +389,67 @@ func TestAgainstPreprovisionedServer(t *testing.T) {
 	rep := runJSON(t, environ, "-issuer", a.issuer, "-client-id", "peer", "-username", "peer-user",
 		"-c", "2", "-n", "10", "-d", "5m", "-warmup", "0")
 	checkRuns(t, rep, 10, 1)
+}
+
+// The authorize scenario against a real authd: every round trip ends with a
+// code exchanged for an access token and an id_token, riding the worker's
+// browser session after its first sign-in or, with -authorize-login, on the
+// login page each time. The web client it registered is gone afterwards.
+func TestAuthorizeAgainstAuthd(t *testing.T) {
+	a := startAuthd(t)
+	for _, extra := range [][]string{nil, {"-authorize-login"}} {
+		args := append([]string{"-issuer", a.issuer, "-authd", a.bin, "-users", "2", "-c", "3",
+			"-n", "12", "-d", "5m", "-warmup", "0", "-scenario", "authorize"}, extra...)
+		rep := runJSON(t, a.environ, args...)
+		if len(rep.Runs) != 1 {
+			t.Fatalf("authbench %q: %d runs; want 1", extra, len(rep.Runs))
+		}
+		r := rep.Runs[0]
+		if r.Scenario != "authorize" || r.Op != "authorize" || r.Requests != 12 || len(r.Errors) != 0 || r.RPS <= 0 {
+			t.Errorf("authbench %q: %+v; want 12 authorize round trips, no error", extra, r)
+		}
+	}
+	out, err := authdCLI{bin: a.bin, environ: a.environ}.run(t.Context(), "", "clients", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte("authbench-")) {
+		t.Errorf("clients left behind: %s", out)
+	}
+}
+
+// The authorize scenario fails loudly when a round trip cannot complete:
+// a user whose password is wrong never gets a code.
+func TestAuthorizeCountsFailures(t *testing.T) {
+	a := startAuthd(t)
+	cli := authdCLI{bin: a.bin, environ: a.environ}
+	out, err := cli.run(t.Context(), "", "clients", "create", "--id", "peer-web", "--grant-types", "authorization_code",
+		"--scopes", "openid", "--redirect-uris", defaultRedirectURI, "--first-party")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.run(t.Context(), "a long enough bench password 42\n", "users", "create", "--username", "peer-user", "--email", "peer@example.com", "--password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"-issuer", a.issuer, "-client-id", "peer-web", "-username", "peer-user", "-redirect-uri", defaultRedirectURI,
+		"-c", "1", "-n", "3", "-d", "5m", "-warmup", "0", "-scenario", "authorize"}
+	good := runJSON(t, append(slices.Clone(a.environ), "AUTHBENCH_CLIENT_SECRET="+c.Secret, "AUTHBENCH_PASSWORD=a long enough bench password 42"), base...)
+	if r := good.Runs[0]; r.Requests != 3 || len(r.Errors) != 0 {
+		t.Errorf("pre-registered client, right password: %+v; want 3 round trips, no error", r)
+	}
+	bad := runJSON(t, append(slices.Clone(a.environ), "AUTHBENCH_CLIENT_SECRET="+c.Secret, "AUTHBENCH_PASSWORD=not the password of peer"), base...)
+	r := bad.Runs[0]
+	var failed uint64
+	for _, n := range r.Errors {
+		failed += n
+	}
+	if r.Requests != 3 || failed != 3 {
+		t.Errorf("wrong password: %+v; want 3 round trips, each an error", r)
+	}
 }

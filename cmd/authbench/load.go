@@ -29,13 +29,15 @@ const (
 	opIntrospect
 	opRevoke
 	opJWKS
+	opAuthorize
 	numOps
 )
 
-var opNames = [numOps]string{"password", "refresh", "client-credentials", "introspect", "revoke", "jwks"}
+var opNames = [numOps]string{"password", "refresh", "client-credentials", "introspect", "revoke", "jwks", "authorize"}
 
 // mixWeights is the blend of the mixed scenario, in percent: mostly token
-// checks and machine tokens, some refreshes, few logins.
+// checks and machine tokens, some refreshes, few logins; no browser
+// sign-in (authorize).
 var mixWeights = [numOps]int{
 	opPassword: 1, opRefresh: 20, opClientCredentials: 25, opIntrospect: 40, opRevoke: 4, opJWKS: 10,
 }
@@ -130,8 +132,9 @@ func newBench(ctx context.Context, cfg config, environ []string, log io.Writer) 
 	}
 	if cfg.authdBin != "" {
 		b.cli = &authdCLI{bin: cfg.authdBin, environ: environ}
-		b.logf("provisioning 3 clients and %d users with %s", cfg.users, cfg.authdBin)
-		b.creds, b.clean, err = provisionAuthd(ctx, *b.cli, cfg.users)
+		web := slices.Contains(cfg.scenarios, "authorize")
+		b.logf("provisioning %d clients and %d users with %s", 3+btoi(web), cfg.users, cfg.authdBin)
+		b.creds, b.clean, err = provisionAuthd(ctx, *b.cli, cfg.users, web)
 		if err != nil {
 			b.close()
 			return nil, fmt.Errorf("provision: %w", err)
@@ -142,7 +145,7 @@ func newBench(ctx context.Context, cfg config, environ []string, log io.Writer) 
 		if cfg.introID != "" {
 			intro = newCredential(cfg.introID, cfg.introSecret)
 		}
-		b.creds = creds{app: app, svc: app, intro: intro}
+		b.creds = creds{app: app, svc: app, intro: intro, web: app, redirectURI: cfg.redirectURI}
 		if cfg.username != "" {
 			b.creds.users = []user{{name: cfg.username, password: cfg.password}}
 		}
@@ -183,6 +186,11 @@ func (b *bench) endpoint(o op) (string, error) {
 		ep, name = b.meta.RevocationEndpoint, "revocation_endpoint"
 	case opJWKS:
 		ep, name = b.meta.JWKSURI, "jwks_uri"
+	case opAuthorize:
+		ep, name = b.meta.AuthorizationEndpoint, "authorization_endpoint"
+		if ep != "" && b.meta.TokenEndpoint == "" {
+			ep, name = "", "token_endpoint"
+		}
 	}
 	if ep == "" {
 		return "", fmt.Errorf("the server's metadata has no %s", name)
@@ -205,6 +213,8 @@ func scenarioOps(name string) []op {
 		return []op{opRevoke}
 	case "jwks":
 		return []op{opJWKS}
+	case "authorize":
+		return []op{opAuthorize}
 	default: // mixed
 		return []op{opPassword, opRefresh, opClientCredentials, opIntrospect, opRevoke, opJWKS}
 	}
@@ -247,6 +257,10 @@ func (b *bench) prepare(ctx context.Context, name string) error {
 		case opPassword, opRefresh:
 			if len(b.creds.users) == 0 {
 				return errors.New("no user to sign in")
+			}
+		case opAuthorize:
+			if len(b.creds.users) == 0 || b.creds.web.id == "" || b.creds.redirectURI == "" {
+				return errors.New("no user, client or redirect URI for the browser sign-in")
 			}
 		}
 	}
@@ -502,9 +516,10 @@ type worker struct {
 	chain    string // refresh token to use next
 	last     string // mixed: the last client_credentials token, to revoke
 	pool     *revokePool
-	key      *dpopKey // -dpop: the simulated client's key
-	nonce    string   // the server's last DPoP-Nonce
-	pbuf     []byte   // scratch space for proofs
+	key      *dpopKey     // -dpop: the simulated client's key
+	web      *http.Client // authorize: the worker's browser (its cookie jar)
+	nonce    string       // the server's last DPoP-Nonce
+	pbuf     []byte       // scratch space for proofs
 	reseeds  int64
 	progress atomic.Int64
 	failures atomic.Int64
@@ -613,6 +628,8 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	case opJWKS:
 		status, err = w.get(ctx, opJWKS)
 		ok = status == http.StatusOK && w.buf.Len() > 0
+	case opAuthorize:
+		status, ok, err = w.authorize(ctx)
 	}
 	st := w.stats[o]
 	st.hist.record(time.Since(start))
@@ -734,4 +751,11 @@ func (w *worker) token(ctx context.Context, c credential, form string) (tokenRes
 		return tokenResponse{}, fmt.Errorf("token request with a DPoP proof: token_type %q; want DPoP (does the server support DPoP?)", tr.TokenType)
 	}
 	return tr, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

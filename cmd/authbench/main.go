@@ -17,7 +17,9 @@
 // Scenarios: password, refresh (each refresh token is used exactly once: every
 // worker follows its own rotation chain), client-credentials, introspect,
 // revoke (each token revoked once, from a pool minted beforehand), jwks, and
-// mixed (a weighted blend of all of them).
+// mixed (a weighted blend of all of them); and, only when named, authorize
+// (browser sign-ins: authorize, the login form or the worker's session, the
+// code, its exchange with PKCE; see authorize.go).
 //
 // With -dpop, every simulated client holds an ES256 key and sends a fresh
 // DPoP proof (RFC 9449: new jti, htm POST, htu the token endpoint) with
@@ -42,6 +44,9 @@ import (
 
 // Scenario names, in the order "all" runs them.
 var scenarioNames = []string{"password", "refresh", "client-credentials", "introspect", "revoke", "jwks", "mixed"}
+
+// extraScenarios run only when named: not part of "all".
+var extraScenarios = []string{"authorize"}
 
 // Bounds on a run: authbench always stops by itself.
 const (
@@ -74,6 +79,8 @@ type config struct {
 	scope                  string
 	revokePool             int
 	dpop                   bool
+	redirectURI            string // authorize, without -authd
+	authorizeLogin         bool
 }
 
 func main() {
@@ -145,7 +152,8 @@ func parseFlags(args, environ []string, stderr io.Writer) (config, error) {
 Drives an OAuth 2.0 server's token, introspection, revocation and JWKS
 endpoints (found through its metadata) and reports req/s and latencies.
 
-Scenarios (-scenario, comma-separated, or "all"): %s.
+Scenarios (-scenario, comma-separated, or "all"): %s; and, only when
+named, %s (browser sign-ins with PKCE: see -authorize-login).
 
 Against authd, -authd PATH provisions clients and users with the authd CLI,
 run with this process's AUTHD_* environment. Against another server, give a
@@ -157,7 +165,7 @@ With -dpop, each worker holds an ES256 key and sends a fresh DPoP proof
 (RFC 9449) with every token request; its tokens must come back of type DPoP.
 
 Flags:
-`, strings.Join(scenarioNames, ", "))
+`, strings.Join(scenarioNames, ", "), strings.Join(extraScenarios, ", "))
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&cfg.issuer, "issuer", "http://127.0.0.1:8080", "issuer URL; endpoints come from its metadata")
@@ -185,6 +193,8 @@ Flags:
 	fs.StringVar(&cfg.scope, "scope", "", "scope parameter of token requests (e.g. offline_access for servers that need it)")
 	fs.IntVar(&cfg.revokePool, "revoke-pool", 0, "tokens minted before each revoke run (default: enough for 1,500 req/s)")
 	fs.BoolVar(&cfg.dpop, "dpop", false, "DPoP (RFC 9449): each worker holds an ES256 key and sends a fresh proof with every token request; the server must advertise ES256 in dpop_signing_alg_values_supported and answer token_type DPoP")
+	fs.StringVar(&cfg.redirectURI, "redirect-uri", "", "authorize scenario without -authd: a redirect URI registered for -client-id (nothing needs to listen there)")
+	fs.BoolVar(&cfg.authorizeLogin, "authorize-login", false, "authorize scenario: sign in on the login page in every round trip (a fresh browser), instead of riding the worker's session after its first")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -202,8 +212,8 @@ Flags:
 	default:
 		for _, s := range strings.Split(scenarios, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(scenarioNames, s) {
-				problems = append(problems, fmt.Errorf("unknown scenario %q (want %s or all)", s, strings.Join(scenarioNames, ", ")))
+			if !slices.Contains(scenarioNames, s) && !slices.Contains(extraScenarios, s) {
+				problems = append(problems, fmt.Errorf("unknown scenario %q (want %s, %s or all)", s, strings.Join(scenarioNames, ", "), strings.Join(extraScenarios, ", ")))
 				continue
 			}
 			cfg.scenarios = append(cfg.scenarios, s)
@@ -247,6 +257,9 @@ Flags:
 		needsUser := slices.ContainsFunc(cfg.scenarios, func(s string) bool { return s == "password" || s == "refresh" || s == "mixed" })
 		if needsUser && (cfg.username == "" || cfg.password == "") {
 			problems = append(problems, errors.New("without -authd, the password, refresh and mixed scenarios need -username and -password"))
+		}
+		if slices.Contains(cfg.scenarios, "authorize") && (cfg.redirectURI == "" || cfg.username == "" || cfg.password == "") {
+			problems = append(problems, errors.New("without -authd, the authorize scenario needs -redirect-uri, -username and -password"))
 		}
 	}
 	if err := checkTarget(cfg.issuer, cfg.allowRemote); err != nil {

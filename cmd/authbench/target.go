@@ -22,6 +22,7 @@ import (
 // metadata is the part of RFC 8414 / OIDC discovery authbench uses.
 type metadata struct {
 	Issuer                string   `json:"issuer"`
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
 	TokenEndpoint         string   `json:"token_endpoint"`
 	IntrospectionEndpoint string   `json:"introspection_endpoint"`
 	RevocationEndpoint    string   `json:"revocation_endpoint"`
@@ -62,7 +63,7 @@ func discover(ctx context.Context, hc *http.Client, issuer string, allowRemote b
 			errs = append(errs, fmt.Errorf("%s: no token_endpoint", p))
 			continue
 		}
-		for _, ep := range []string{m.TokenEndpoint, m.IntrospectionEndpoint, m.RevocationEndpoint, m.JWKSURI} {
+		for _, ep := range []string{m.TokenEndpoint, m.IntrospectionEndpoint, m.RevocationEndpoint, m.JWKSURI, m.AuthorizationEndpoint} {
 			if ep == "" {
 				continue
 			}
@@ -120,7 +121,10 @@ type creds struct {
 	app   credential // password and refresh_token grants
 	svc   credential // client_credentials; revokes its own tokens
 	intro credential // introspects the tokens of svc and app
+	web   credential // authorization_code, at redirectURI (the authorize scenario)
 	users []user
+
+	redirectURI string
 }
 
 // authdCLI runs the authd binary's operator verbs with the given environment.
@@ -143,9 +147,11 @@ func (a authdCLI) run(ctx context.Context, stdin string, args ...string) ([]byte
 	return out.Bytes(), nil
 }
 
-// provisionAuthd creates three clients and cfg.users users with the authd
-// CLI, named with a random run id so that runs never collide.
-func provisionAuthd(ctx context.Context, cli authdCLI, users int) (creds, []string, error) {
+// provisionAuthd creates three clients (four with web: a first-party
+// client of the authorization code grant for the authorize scenario) and
+// cfg.users users with the authd CLI, named with a random run id so that
+// runs never collide.
+func provisionAuthd(ctx context.Context, cli authdCLI, users int, web bool) (creds, []string, error) {
 	var rb [4]byte
 	_, _ = rand.Read(rb[:])
 	runID := "authbench-" + hex.EncodeToString(rb[:])
@@ -178,6 +184,12 @@ func provisionAuthd(ctx context.Context, cli authdCLI, users int) (creds, []stri
 	}
 	if c.intro, err = mk("rs", "--grant-types", "client_credentials", "--introspect"); err != nil {
 		return c, created, err
+	}
+	if web {
+		if c.web, err = mk("web", "--grant-types", "authorization_code", "--scopes", "openid", "--redirect-uris", defaultRedirectURI, "--first-party"); err != nil {
+			return c, created, err
+		}
+		c.redirectURI = defaultRedirectURI
 	}
 	for i := range users {
 		name := runID + "-u" + strconv.Itoa(i)
