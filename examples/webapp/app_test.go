@@ -140,7 +140,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.clientID != "shop" || c.clientSecret != "s3cret" || c.ordersURL != "http://127.0.0.1:9000" || c.audience != "orders" || c.redirectURL != "http://localhost:8082/callback" {
+	if c.clientID != "shop" || c.clientSecret != "s3cret" || c.ordersURL != "http://127.0.0.1:9000" || c.audience != "orders" || c.redirectURL != "http://127.0.0.1:8082/callback" {
 		t.Errorf("loadConfig = %+v", c)
 	}
 	for _, args := range [][]string{

@@ -22,7 +22,7 @@
 //	-issuer       AUTHD_ISSUER         authd's issuer URL (http://localhost:8080)
 //	-client-id    WEBAPP_CLIENT_ID     this app's client id (webapp)
 //	              WEBAPP_CLIENT_SECRET its secret; empty: a public client (PKCE alone)
-//	-redirect-url WEBAPP_REDIRECT_URL  the registered redirect URI (http://localhost:8082/callback)
+//	-redirect-url WEBAPP_REDIRECT_URL  the registered redirect URI (http://127.0.0.1:8082/callback)
 //	-orders-url   ORDERS_URL           the orders example (http://localhost:8081)
 //	-audience     WEBAPP_AUDIENCE      the audience asked for the access token (orders)
 package main
@@ -80,7 +80,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.addr, "addr", env("WEBAPP_ADDR", ":8082"), "listen address (WEBAPP_ADDR)")
 	fs.StringVar(&c.issuer, "issuer", env("AUTHD_ISSUER", "http://localhost:8080"), "authd issuer URL (AUTHD_ISSUER)")
 	fs.StringVar(&c.clientID, "client-id", env("WEBAPP_CLIENT_ID", "webapp"), "this app's client id (WEBAPP_CLIENT_ID); its secret is WEBAPP_CLIENT_SECRET, empty for a public client")
-	fs.StringVar(&c.redirectURL, "redirect-url", env("WEBAPP_REDIRECT_URL", "http://localhost:8082/callback"), "redirect URI registered for the client (WEBAPP_REDIRECT_URL)")
+	fs.StringVar(&c.redirectURL, "redirect-url", env("WEBAPP_REDIRECT_URL", "http://127.0.0.1:8082/callback"), "redirect URI registered for the client (WEBAPP_REDIRECT_URL)")
 	fs.StringVar(&c.ordersURL, "orders-url", env("ORDERS_URL", "http://localhost:8081"), "the orders example's URL (ORDERS_URL)")
 	fs.StringVar(&c.audience, "audience", env("WEBAPP_AUDIENCE", "orders"), "audience of the access token, asked at the authorize endpoint; empty: the client's registered audiences (WEBAPP_AUDIENCE)")
 	if err := fs.Parse(args); err != nil {
