@@ -96,6 +96,13 @@ func TestDevBannerCurlLinesWork(t *testing.T) {
 		t.Fatalf("banner curl lines = %q; want two, and the orders example named\n%s", curls, in.out.String())
 	}
 	assertJSONLogs(t, in.logs.String())
+	// The browser sign-in line names the kept client and its secret, and
+	// the client kept from before has what the code flow needs now.
+	if want := "WEBAPP_CLIENT_ID=dev-client WEBAPP_CLIENT_SECRET='" + secret + "' go run ./examples/webapp -issuer " + issuer +
+		" -redirect-url http://127.0.0.1:8082/callback"; !strings.Contains(in.out.String(), want) {
+		t.Errorf("the banner lacks %q:\n%s", want, in.out.String())
+	}
+	checkDevClient(t, devClientDoc(t, vars))
 
 	// The first signs in: a token for authd's own API.
 	m := runCurl(t, curls[0])

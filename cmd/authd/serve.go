@@ -282,6 +282,53 @@ type devCredentials struct {
 // (examples/orders), which the dev client may request.
 const devAudience = "orders"
 
+// examples/webapp as the banner runs it: on its default port, its callback
+// one of the dev client's loopback redirects.
+const (
+	devWebappURL      = "http://127.0.0.1:8082"
+	devWebappCallback = devWebappURL + "/callback"
+)
+
+// devPostLogoutURI is where RP-initiated logout may send the browser back
+// for the dev client (a loopback address: any port).
+const devPostLogoutURI = "http://127.0.0.1/"
+
+// devRedirectURIs are the dev client's redirect URIs: loopback callbacks,
+// which match on any port (RFC 8252 §7.3), so that any OAuth tool on the
+// developer's machine (examples/webapp, a CLI) can run the code flow.
+func devRedirectURIs() []string {
+	return []string{"http://127.0.0.1/callback", "http://[::1]/callback"}
+}
+
+// devScopes are the scopes the dev client may ask for.
+func devScopes() []string { return []string{"openid", "profile", "email", "offline_access"} }
+
+// updateDevClient brings a dev client kept from an earlier run up to date:
+// the audience (the issuer may have changed), every grant, the dev scopes,
+// the loopback redirect URIs, first-party. What an operator added stays.
+// It reports whether c changed.
+func updateDevClient(c *storage.Client, audience []string) bool {
+	changed := false
+	if !slices.Equal(c.Audience, audience) {
+		c.Audience, changed = slices.Clone(audience), true
+	}
+	add := func(list *[]string, want []string) {
+		for _, v := range want {
+			if !slices.Contains(*list, v) {
+				*list, changed = append(*list, v), true
+			}
+		}
+	}
+	add(&c.GrantTypes, oauth.SupportedGrantTypes())
+	add(&c.Scopes, devScopes())
+	add(&c.RedirectURIs, devRedirectURIs())
+	add(&c.PostLogoutRedirectURIs, []string{devPostLogoutURI})
+	if !c.FirstParty {
+		c.FirstParty, changed = true, true
+	}
+	return changed
+}
+
 // bootstrapDev creates the dev client and user once and prints how to sign in.
 // It is only reached in dev mode; it prints to the terminal, not to the log.
 func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
@@ -307,15 +354,16 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 	// The dev client may ask for the example audience (examples/orders
 	// accepts aud "orders") and for the issuer, since authd's own API accepts
 	// only tokens for itself or the client: tokens without an audience
-	// parameter carry both. A client kept from an earlier run, or from
-	// another issuer (another AUTHD_HTTP_ADDR), is brought up to date.
+	// parameter carry both. It has every grant, authorization_code with
+	// loopback redirect URIs, and is first-party (no consent page). A client
+	// kept from an earlier run, or from another issuer (another
+	// AUTHD_HTTP_ADDR), is brought up to date.
 	audience := []string{d.cfg.Issuer, devAudience}
 	if c, err := d.store.GetClient(ctx, dc.ClientID); errors.Is(err, storage.ErrNotFound) {
 		c, _, err := clients.Spec{
 			ID: dc.ClientID, Name: "dev client", Secret: dc.ClientSecret, Introspect: true, Audience: audience,
-			// Every grant but authorization_code, which needs a redirect URI.
-			GrantTypes: slices.DeleteFunc(oauth.SupportedGrantTypes(), func(g string) bool { return g == oauth.GrantAuthorizationCode }),
-			Scopes:     []string{"openid", "profile", "email", "offline_access"},
+			GrantTypes: oauth.SupportedGrantTypes(), Scopes: devScopes(),
+			RedirectURIs: devRedirectURIs(), PostLogoutRedirectURIs: []string{devPostLogoutURI}, FirstParty: true,
 		}.Record(ctx, d.hasher, oauth.SupportedGrantTypes())
 		if err != nil {
 			return err
@@ -325,8 +373,8 @@ func (e *env) bootstrapDev(ctx context.Context, d *deps) error {
 		}
 	} else if err != nil {
 		return fmt.Errorf("dev client: %w", err)
-	} else if !slices.Equal(c.Audience, audience) {
-		if _, err := d.store.UpdateClient(ctx, dc.ClientID, func(c *storage.Client) error { c.Audience = audience; return nil }); err != nil {
+	} else if updateDevClient(&c, audience) {
+		if _, err := d.store.UpdateClient(ctx, dc.ClientID, func(c *storage.Client) error { updateDevClient(c, audience); return nil }); err != nil {
 			return fmt.Errorf("dev client: %w", err)
 		}
 	}
@@ -353,8 +401,10 @@ sign in (a token for authd's API, /api/v1/...):
   curl -s -u '%[2]s:%[3]s' -d grant_type=password -d username=%[4]s -d password='%[5]s' %[1]s/oauth2/token
 a token for the orders example (go run ./examples/orders -issuer %[1]s):
   curl -s -u '%[2]s:%[3]s' -d grant_type=password -d username=%[4]s -d password='%[5]s' -d audience=%[7]s %[1]s/oauth2/token
+sign in through a browser (code flow + PKCE; redirect http://127.0.0.1:ANY-PORT/callback), then open %[9]s:
+  WEBAPP_CLIENT_ID=%[2]s WEBAPP_CLIENT_SECRET='%[3]s' go run ./examples/webapp -issuer %[1]s -redirect-url %[8]s
 
-`, d.cfg.Issuer, dc.ClientID, dc.ClientSecret, dc.Username, dc.Password, path, devAudience)
+`, d.cfg.Issuer, dc.ClientID, dc.ClientSecret, dc.Username, dc.Password, path, devAudience, devWebappCallback, devWebappURL)
 	return nil
 }
 
