@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authd/authd/internal/dpop/dpoptest"
+	"github.com/authd/authd/internal/proctest"
 )
 
 // TestWithRealAuthd runs authd and this service as real processes: sign up,
@@ -29,28 +26,28 @@ func TestWithRealAuthd(t *testing.T) {
 	dir := t.TempDir()
 	authd := filepath.Join(dir, "authd")
 	orders := filepath.Join(dir, "orders")
-	build(t, authd, "github.com/authd/authd/cmd/authd")
-	build(t, orders, "github.com/authd/authd/examples/orders")
+	proctest.Build(t, authd, "github.com/authd/authd/cmd/authd")
+	proctest.Build(t, orders, "github.com/authd/authd/examples/orders")
 
-	authAddr := freeAddr(t)
+	authAddr := proctest.FreeAddr(t)
 	issuer := "http://" + authAddr
 	env := append(os.Environ(),
 		"AUTHD_DEV=true", "AUTHD_ISSUER="+issuer, "AUTHD_HTTP_ADDR="+authAddr,
 		"AUTHD_DATABASE_URL=sqlite://"+filepath.Join(dir, "authd.db"), "AUTHD_DATA_DIR="+filepath.Join(dir, "data"),
 		"AUTHD_SECRET=orders-e2e-secret-0123456789abcdef0123456789", "AUTHD_RATE_LIMIT_TOKEN_PER_MIN=0", "AUTHD_LOG_LEVEL=warn",
 	)
-	runCmd(t, env, "", authd, "migrate", "up")
-	runCmd(t, env, "", authd, "clients", "create", "--id", "orders-cli", "--secret", "orders-cli-secret-0123456789abcdef0123",
+	proctest.Run(t, env, "", authd, "migrate", "up")
+	proctest.Run(t, env, "", authd, "clients", "create", "--id", "orders-cli", "--secret", "orders-cli-secret-0123456789abcdef0123",
 		"--grant-types", "password,refresh_token", "--scopes", "openid profile", "--audience", "orders,"+issuer) // the issuer: its tokens also call authd's API (logout)
-	runCmd(t, env, "", authd, "clients", "create", "--id", "orders-rs", "--secret", "orders-rs-secret-0123456789abcdef01234",
+	proctest.Run(t, env, "", authd, "clients", "create", "--id", "orders-rs", "--secret", "orders-rs-secret-0123456789abcdef01234",
 		"--grant-types", "client_credentials", "--introspect")
-	runCmd(t, env, "chief of everything 42\n", authd, "users", "create", "--username", "boss", "--email", "boss@example.org", "--password-stdin", "--role", "admin")
-	start(t, env, issuer+"/readyz", authd, "serve")
+	proctest.Run(t, env, "chief of everything 42\n", authd, "users", "create", "--username", "boss", "--email", "boss@example.org", "--password-stdin", "--role", "admin")
+	proctest.Start(t, env, issuer+"/readyz", authd, "serve")
 
-	local, online := freeAddr(t), freeAddr(t)
+	local, online := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	oenv := append(os.Environ(), "ORDERS_CLIENT_SECRET=orders-rs-secret-0123456789abcdef01234")
-	start(t, oenv, "http://"+local+"/healthz", orders, "-addr", local, "-issuer", issuer, "-audience", "orders")
-	start(t, oenv, "http://"+online+"/healthz", orders, "-addr", online, "-issuer", issuer, "-audience", "orders", "-online", "-client-id", "orders-rs")
+	proctest.Start(t, oenv, "http://"+local+"/healthz", orders, "-addr", local, "-issuer", issuer, "-audience", "orders")
+	proctest.Start(t, oenv, "http://"+online+"/healthz", orders, "-addr", online, "-issuer", issuer, "-audience", "orders", "-online", "-client-id", "orders-rs")
 
 	code, body := call(t, "POST", issuer+"/api/v1/signup", "", `{"username":"alice","email":"alice@example.org","password":"purple otter wanders at dawn"}`)
 	if code != http.StatusCreated {
@@ -105,8 +102,8 @@ func TestWithRealAuthd(t *testing.T) {
 	// DPoP mode: authd binds the token to the client's key (proofs built
 	// here with go-jose), and the -dpop service takes it only with a fresh
 	// proof of that key for each request.
-	bound := freeAddr(t)
-	start(t, oenv, "http://"+bound+"/healthz", orders, "-addr", bound, "-issuer", issuer, "-audience", "orders", "-dpop")
+	bound := proctest.FreeAddr(t)
+	proctest.Start(t, oenv, "http://"+bound+"/healthz", orders, "-addr", bound, "-issuer", issuer, "-audience", "orders", "-dpop")
 	key := dpoptest.NewKey(t)
 	dpopTok := loginDPoP(t, issuer, "alice", "purple otter wanders at dawn", key)
 	ordersURL := "http://" + bound + "/orders"
@@ -174,77 +171,6 @@ func loginDPoP(t *testing.T, issuer, user, pass string, key *dpoptest.Key) strin
 		t.Fatalf("login %s with DPoP: %d %v; want a DPoP token", user, resp.StatusCode, m)
 	}
 	return at
-}
-
-func build(t *testing.T, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func runCmd(t *testing.T, env []string, stdin string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, b)
-	}
-}
-
-// start runs a long-lived process until the test ends and waits for ready to answer 200.
-func start(t *testing.T, env []string, ready, name string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before it was ready", filepath.Base(name))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become ready", filepath.Base(name))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func call(t *testing.T, method, u, token, body string) (int, string) {

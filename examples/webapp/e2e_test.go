@@ -1,22 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/authd/authd/internal/proctest"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -37,9 +34,9 @@ func TestSignInThroughAuthd(t *testing.T) {
 	}
 	bins := t.TempDir()
 	authd, orders, webapp := filepath.Join(bins, "authd"), filepath.Join(bins, "orders"), filepath.Join(bins, "webapp")
-	build(t, authd, "github.com/authd/authd/cmd/authd")
-	build(t, orders, "github.com/authd/authd/examples/orders")
-	build(t, webapp, "github.com/authd/authd/examples/webapp")
+	proctest.Build(t, authd, "github.com/authd/authd/cmd/authd")
+	proctest.Build(t, orders, "github.com/authd/authd/examples/orders")
+	proctest.Build(t, webapp, "github.com/authd/authd/examples/webapp")
 
 	for _, store := range []struct {
 		name string
@@ -62,21 +59,21 @@ type stack struct {
 
 func startStack(t *testing.T, dsn, authd, orders, webapp string) stack {
 	t.Helper()
-	authAddr, webAddr, ordersAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	authAddr, webAddr, ordersAddr := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
 	issuer, web := "http://"+authAddr, "http://"+webAddr
 	env := append(os.Environ(),
 		"AUTHD_DEV=true", "AUTHD_ISSUER="+issuer, "AUTHD_HTTP_ADDR="+authAddr,
 		"AUTHD_DATABASE_URL="+dsn, "AUTHD_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
 		"AUTHD_SECRET=webapp-e2e-secret-0123456789abcdef0123456789", "AUTHD_RATE_LIMIT_TOKEN_PER_MIN=0", "AUTHD_LOG_LEVEL=warn",
 	)
-	runCmd(t, env, "", authd, "migrate", "up")
-	runCmd(t, env, "", authd, "clients", "create", "--id", "webapp", "--secret", clientSecret, "--name", "Example shop",
+	proctest.Run(t, env, "", authd, "migrate", "up")
+	proctest.Run(t, env, "", authd, "clients", "create", "--id", "webapp", "--secret", clientSecret, "--name", "Example shop",
 		"--grant-types", "authorization_code,refresh_token", "--scopes", "openid profile", "--audience", "orders",
 		"--redirect-uris", web+"/callback", "--first-party")
-	runCmd(t, env, alicePass+"\n", authd, "users", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")
-	start(t, env, issuer+"/readyz", authd, "serve")
-	start(t, os.Environ(), "http://"+ordersAddr+"/healthz", orders, "-addr", ordersAddr, "-issuer", issuer, "-audience", "orders")
-	start(t, append(os.Environ(), "WEBAPP_CLIENT_SECRET="+clientSecret), web+"/healthz", webapp,
+	proctest.Run(t, env, alicePass+"\n", authd, "users", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")
+	proctest.Start(t, env, issuer+"/readyz", authd, "serve")
+	proctest.Start(t, os.Environ(), "http://"+ordersAddr+"/healthz", orders, "-addr", ordersAddr, "-issuer", issuer, "-audience", "orders")
+	proctest.Start(t, append(os.Environ(), "WEBAPP_CLIENT_SECRET="+clientSecret), web+"/healthz", webapp,
 		"-addr", webAddr, "-issuer", issuer, "-client-id", "webapp", "-redirect-url", web+"/callback",
 		"-orders-url", "http://"+ordersAddr, "-audience", "orders")
 	return stack{issuer: issuer, webapp: web}
@@ -234,75 +231,4 @@ func (pg page) form(t *testing.T) (string, url.Values) {
 func hostOf(u string) string {
 	p, _ := url.Parse(u)
 	return p.Host
-}
-
-func build(t *testing.T, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func runCmd(t *testing.T, env []string, stdin string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, b)
-	}
-}
-
-// start runs a long-lived process until the test ends and waits for ready to answer 200.
-func start(t *testing.T, env []string, ready, name string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before it was ready", filepath.Base(name))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become ready", filepath.Base(name))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
