@@ -177,4 +177,38 @@ func TestBrowserSignUpAndSignIn(t *testing.T) {
 	if focused != "password" || heading != "You are signed in" {
 		t.Errorf("keyboard sign-in: second Tab focused %q, page %q; want password, You are signed in", focused, heading)
 	}
+
+	// Signed in: the logout confirmation, then signed out; and the error
+	// page an authorization request for an unknown client gets.
+	var asked, done, failed string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(in.base+"/oauth2/logout"),
+		chromedp.WaitVisible(`button[name="decision"]`, chromedp.ByQuery),
+		chromedp.Text(`#page-title`, &asked, chromedp.ByID),
+		screenshot("logout"),
+		chromedp.Click(`button[name="decision"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`p[role="status"]`, chromedp.ByQuery),
+		chromedp.Text(`#page-title`, &done, chromedp.ByID),
+		screenshot("signed-out"),
+		chromedp.Navigate(in.base+"/oauth2/authorize?client_id=no-such-client&response_type=code&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"),
+		chromedp.WaitVisible(`#page-title`, chromedp.ByID),
+		chromedp.Text(`#page-title`, &failed, chromedp.ByID),
+		screenshot("error"),
+	)
+	if err != nil {
+		t.Fatalf("logout and the error page in the browser: %v", err)
+	}
+	if asked != "Sign out?" || done != "You are signed out" || failed == "" {
+		t.Errorf("logout pages %q then %q, error page %q", asked, done, failed)
+	}
+	if c, err := sessionCookieAfter(ctx); err != nil || c != nil {
+		t.Errorf("after signing out the session cookie is %+v (%v); want none", c, err)
+	}
+}
+
+// sessionCookieAfter is sessionCookie run in the browser's context.
+func sessionCookieAfter(ctx context.Context) (*network.Cookie, error) {
+	var c *network.Cookie
+	err := chromedp.Run(ctx, chromedp.ActionFunc(func(ctx context.Context) (err error) { c, err = sessionCookie(ctx); return err }))
+	return c, err
 }
