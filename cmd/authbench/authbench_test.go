@@ -105,9 +105,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-scenario", "refresh", "-client-id", "c", "-username", "u"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, ""},
 		{[]string{"-issuer", "http://[::1]:9", "-allow-remote=false", "-authd", "x", "-scenario", "jwks,mixed"}, nil, ""},
 		{[]string{"-issuer", "http://10.1.2.3:8080", "-allow-remote", "-authd", "x"}, nil, ""},
-		{[]string{"-scenario", "authorize", "-client-id", "c", "-username", "u"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, "needs -redirect-uri"},
-		{[]string{"-scenario", "authorize", "-client-id", "c", "-username", "u", "-redirect-uri", "http://127.0.0.1/cb"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, ""},
-		{[]string{"-scenario", "authorize,jwks", "-authd", "x"}, nil, ""},
+		{[]string{"-scenario", "code", "-client-id", "c", "-username", "u"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, "needs -redirect-uri"},
+		{[]string{"-scenario", "code", "-client-id", "c", "-username", "u", "-redirect-uri", "http://127.0.0.1/cb"}, []string{"AUTHBENCH_CLIENT_SECRET=s", "AUTHBENCH_PASSWORD=p"}, ""},
+		{[]string{"-scenario", "code,jwks", "-authd", "x"}, nil, ""},
 	}
 	for _, c := range cases {
 		cfg, err := parseFlags(c.args, c.environ, io.Discard)
@@ -391,22 +391,45 @@ func TestAgainstPreprovisionedServer(t *testing.T) {
 	checkRuns(t, rep, 10, 1)
 }
 
-// The authorize scenario against a real authd: every round trip ends with a
-// code exchanged for an access token and an id_token, riding the worker's
-// browser session after its first sign-in or, with -authorize-login, on the
-// login page each time. The web client it registered is gone afterwards.
-func TestAuthorizeAgainstAuthd(t *testing.T) {
+// The code scenario against a real authd: every round trip ends with a
+// code exchanged for an access token and an id_token, posting the login
+// form each time or, with -code-sso, riding the worker's browser session
+// after its first sign-in. Each step is reported beside the round trips:
+// with the form, a round trip is two authorization requests, two login
+// requests (the page, the form) and one exchange; on the session, one
+// authorization request and the exchange, after each worker's first
+// sign-in. The web client it registered is gone afterwards.
+func TestCodeAgainstAuthd(t *testing.T) {
 	a := startAuthd(t)
-	for _, extra := range [][]string{nil, {"-authorize-login"}} {
-		args := append([]string{"-issuer", a.issuer, "-authd", a.bin, "-users", "2", "-c", "3",
-			"-n", "12", "-d", "5m", "-warmup", "0", "-scenario", "authorize"}, extra...)
-		rep := runJSON(t, a.environ, args...)
-		if len(rep.Runs) != 1 {
-			t.Fatalf("authbench %q: %d runs; want 1", extra, len(rep.Runs))
+	for _, sso := range []bool{false, true} {
+		args := []string{"-issuer", a.issuer, "-authd", a.bin, "-users", "2", "-c", "3",
+			"-n", "12", "-d", "5m", "-warmup", "0", "-scenario", "code"}
+		if sso {
+			args = append(args, "-code-sso")
 		}
-		r := rep.Runs[0]
-		if r.Scenario != "authorize" || r.Op != "authorize" || r.Requests != 12 || len(r.Errors) != 0 || r.RPS <= 0 {
-			t.Errorf("authbench %q: %+v; want 12 authorize round trips, no error", extra, r)
+		rep := runJSON(t, a.environ, args...)
+		byOp := map[string]row{}
+		for _, r := range rep.Runs {
+			byOp[r.Op] = r
+		}
+		if len(rep.Runs) != 4 {
+			t.Fatalf("sso=%v: %d rows; want the round trips and 3 steps: %+v", sso, len(rep.Runs), rep.Runs)
+		}
+		r := byOp["code"]
+		if r.Scenario != "code" || r.Requests != 12 || len(r.Errors) != 0 || r.RPS <= 0 {
+			t.Errorf("sso=%v: %+v; want 12 code round trips, no error", sso, r)
+		}
+		if tok := byOp["code:token"]; tok.Requests != 12 || len(tok.Errors) != 0 || tok.P99MS <= 0 {
+			t.Errorf("sso=%v: code:token %+v; want 12 exchanges", sso, tok)
+		}
+		az, lg := byOp["code:authorize"], byOp["code:login"]
+		switch {
+		case az.P99MS <= 0 || len(az.Errors) != 0 || len(lg.Errors) != 0:
+			t.Errorf("sso=%v: code:authorize %+v, code:login %+v; want timed steps without errors", sso, az, lg)
+		case !sso && (az.Requests != 24 || lg.Requests != 24):
+			t.Errorf("posting the form: code:authorize %d, code:login %d requests; want 24 and 24", az.Requests, lg.Requests)
+		case sso && (az.Requests < 12 || az.Requests > 12+3 || lg.Requests > 2*3):
+			t.Errorf("on the session: code:authorize %d, code:login %d requests; want 12 to 15 and at most 6 (each worker signs in once)", az.Requests, lg.Requests)
 		}
 	}
 	out, err := authdCLI{bin: a.bin, environ: a.environ}.run(t.Context(), "", "clients", "list")
@@ -418,9 +441,9 @@ func TestAuthorizeAgainstAuthd(t *testing.T) {
 	}
 }
 
-// The authorize scenario fails loudly when a round trip cannot complete:
-// a user whose password is wrong never gets a code.
-func TestAuthorizeCountsFailures(t *testing.T) {
+// The code scenario fails loudly when a round trip cannot complete: a user
+// whose password is wrong never gets a code.
+func TestCodeCountsFailures(t *testing.T) {
 	a := startAuthd(t)
 	cli := authdCLI{bin: a.bin, environ: a.environ}
 	out, err := cli.run(t.Context(), "", "clients", "create", "--id", "peer-web", "--grant-types", "authorization_code",
@@ -438,13 +461,16 @@ func TestAuthorizeCountsFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := []string{"-issuer", a.issuer, "-client-id", "peer-web", "-username", "peer-user", "-redirect-uri", defaultRedirectURI,
-		"-c", "1", "-n", "3", "-d", "5m", "-warmup", "0", "-scenario", "authorize"}
+		"-c", "1", "-n", "3", "-d", "5m", "-warmup", "0", "-scenario", "code"}
 	good := runJSON(t, append(slices.Clone(a.environ), "AUTHBENCH_CLIENT_SECRET="+c.Secret, "AUTHBENCH_PASSWORD=a long enough bench password 42"), base...)
-	if r := good.Runs[0]; r.Requests != 3 || len(r.Errors) != 0 {
+	if r := good.Runs[0]; r.Op != "code" || r.Requests != 3 || len(r.Errors) != 0 {
 		t.Errorf("pre-registered client, right password: %+v; want 3 round trips, no error", r)
 	}
 	bad := runJSON(t, append(slices.Clone(a.environ), "AUTHBENCH_CLIENT_SECRET="+c.Secret, "AUTHBENCH_PASSWORD=not the password of peer"), base...)
 	r := bad.Runs[0]
+	if r.Op != "code" {
+		t.Fatalf("the first row is %q; want the round trips", r.Op)
+	}
 	var failed uint64
 	for _, n := range r.Errors {
 		failed += n

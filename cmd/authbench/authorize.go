@@ -15,19 +15,23 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
 
-// The authorize scenario measures browser sign-ins: one round trip is an
+// The code scenario measures browser sign-ins: one round trip is an
 // authorization request (PKCE S256, a state, scope openid), the login page
-// and its form when the worker's browser has no session yet (or always, with
-// -authorize-login), the redirect to the client with the code, and the code
-// exchange with the verifier. It counts completed round trips.
+// and its form (in a fresh browser every time; with -code-sso only when the
+// worker's browser has no session yet), the redirect to the client with the
+// code, and the code exchange with the verifier. It counts completed round
+// trips (op code), and times each request in its step: code:authorize
+// (every request to the authorization endpoint), code:login (the login
+// page and its form) and code:token (the exchange).
 //
 // It goes through net/http with a cookie jar per worker (the browser
 // session), not the lean client: it needs cookies, redirects and forms.
 
 // defaultRedirectURI is the redirect URI of the client authbench registers
-// for the authorize scenario: nothing listens there, authbench only reads
+// for the code scenario: nothing listens there, authbench only reads
 // the Location header that points to it.
 const defaultRedirectURI = "http://127.0.0.1/authbench/callback"
 
@@ -39,11 +43,11 @@ var (
 	hiddenRE    = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
 )
 
-// browser returns the worker's HTTP client for the authorize scenario: its
-// own cookie jar, redirects not followed. With -authorize-login every round
-// trip starts with an empty jar.
+// browser returns the worker's HTTP client for the code scenario: its own
+// cookie jar, redirects not followed. Every round trip starts with an empty
+// jar, unless -code-sso keeps the worker's session.
 func (w *worker) browser() *http.Client {
-	if w.web == nil || w.b.cfg.authorizeLogin {
+	if w.web == nil || !w.b.cfg.codeSSO {
 		jar, _ := cookiejar.New(nil) // never fails without options
 		w.web = &http.Client{
 			Transport: w.b.hc.Transport, Jar: jar, Timeout: w.b.cfg.timeout,
@@ -79,7 +83,13 @@ func (w *worker) authorize(ctx context.Context) (int, bool, error) {
 		if hop == maxHops {
 			return 0, false, errors.New("authorize: too many redirects or pages")
 		}
+		step := opCodeLogin
+		if next.Path == w.b.eps[opCode].path {
+			step = opCodeAuthorize
+		}
+		began := time.Now()
 		status, loc, body, err := w.browse(ctx, hc, method, next, form)
+		w.recordStep(step, began, status, err)
 		if err != nil {
 			return 0, false, err
 		}
@@ -116,17 +126,31 @@ func (w *worker) authorize(ctx context.Context) (int, bool, error) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", w.b.creds.web.basic)
+	began := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
+		w.recordStep(opCodeToken, began, 0, err)
 		return 0, false, err
 	}
 	defer resp.Body.Close()
+	defer func() { w.recordStep(opCodeToken, began, resp.StatusCode, nil) }()
 	var tr struct {
 		AccessToken string `json:"access_token"`
 		IDToken     string `json:"id_token"`
 	}
 	err = json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&tr)
 	return resp.StatusCode, resp.StatusCode == http.StatusOK && err == nil && tr.AccessToken != "" && tr.IDToken != "", nil
+}
+
+// recordStep records one request of a round trip in its step's figures.
+func (w *worker) recordStep(o op, began time.Time, status int, err error) {
+	st := w.stats[o]
+	st.hist.record(time.Since(began))
+	if err != nil || status <= 0 || status >= len(st.status) {
+		st.status[0]++
+		return
+	}
+	st.status[status]++
 }
 
 // browse sends one browser request and returns its status, its Location

@@ -29,15 +29,25 @@ const (
 	opIntrospect
 	opRevoke
 	opJWKS
-	opAuthorize
+	opCode // a browser sign-in's round trip (the code scenario)
+	// The steps of a code round trip, reported beside it: each request to
+	// the authorization endpoint, to the login page (GET and POST), and the
+	// code exchange at the token endpoint.
+	opCodeAuthorize
+	opCodeLogin
+	opCodeToken
 	numOps
 )
 
-var opNames = [numOps]string{"password", "refresh", "client-credentials", "introspect", "revoke", "jwks", "authorize"}
+var opNames = [numOps]string{"password", "refresh", "client-credentials", "introspect", "revoke", "jwks", "code",
+	"code:authorize", "code:login", "code:token"}
+
+// codeSteps are the ops a code round trip's requests are counted in.
+var codeSteps = []op{opCodeAuthorize, opCodeLogin, opCodeToken}
 
 // mixWeights is the blend of the mixed scenario, in percent: mostly token
 // checks and machine tokens, some refreshes, few logins; no browser
-// sign-in (authorize).
+// sign-in (code).
 var mixWeights = [numOps]int{
 	opPassword: 1, opRefresh: 20, opClientCredentials: 25, opIntrospect: 40, opRevoke: 4, opJWKS: 10,
 }
@@ -53,7 +63,13 @@ type opStats struct {
 	// bad counts 2xx answers without what they should carry (an inactive
 	// introspection, a token response without a token).
 	bad uint64
+	// redirects: a 3xx is an answer the op expects (a browser sign-in's
+	// steps), not an error.
+	redirects bool
 }
+
+// newOpStats returns empty figures for o.
+func newOpStats(o op) *opStats { return &opStats{redirects: slices.Contains(codeSteps, o)} }
 
 func (s *opStats) merge(o *opStats) {
 	s.hist.merge(&o.hist)
@@ -70,7 +86,7 @@ func (s *opStats) errors() map[string]uint64 {
 		out["transport"] = s.status[0]
 	}
 	for code := 1; code < len(s.status); code++ {
-		if s.status[code] > 0 && (code < 200 || code > 299) {
+		if s.status[code] > 0 && (code < 200 || code > 299) && !(s.redirects && code >= 300 && code <= 399) {
 			out[fmt.Sprint(code)] = s.status[code]
 		}
 	}
@@ -132,7 +148,7 @@ func newBench(ctx context.Context, cfg config, environ []string, log io.Writer) 
 	}
 	if cfg.authdBin != "" {
 		b.cli = &authdCLI{bin: cfg.authdBin, environ: environ}
-		web := slices.Contains(cfg.scenarios, "authorize")
+		web := slices.Contains(cfg.scenarios, "code")
 		b.logf("provisioning %d clients and %d users with %s", 3+btoi(web), cfg.users, cfg.authdBin)
 		b.creds, b.clean, err = provisionAuthd(ctx, *b.cli, cfg.users, web)
 		if err != nil {
@@ -186,7 +202,7 @@ func (b *bench) endpoint(o op) (string, error) {
 		ep, name = b.meta.RevocationEndpoint, "revocation_endpoint"
 	case opJWKS:
 		ep, name = b.meta.JWKSURI, "jwks_uri"
-	case opAuthorize:
+	case opCode:
 		ep, name = b.meta.AuthorizationEndpoint, "authorization_endpoint"
 		if ep != "" && b.meta.TokenEndpoint == "" {
 			ep, name = "", "token_endpoint"
@@ -213,8 +229,8 @@ func scenarioOps(name string) []op {
 		return []op{opRevoke}
 	case "jwks":
 		return []op{opJWKS}
-	case "authorize":
-		return []op{opAuthorize}
+	case "code":
+		return []op{opCode}
 	default: // mixed
 		return []op{opPassword, opRefresh, opClientCredentials, opIntrospect, opRevoke, opJWKS}
 	}
@@ -258,7 +274,7 @@ func (b *bench) prepare(ctx context.Context, name string) error {
 			if len(b.creds.users) == 0 {
 				return errors.New("no user to sign in")
 			}
-		case opAuthorize:
+		case opCode:
 			if len(b.creds.users) == 0 || b.creds.web.id == "" || b.creds.redirectURI == "" {
 				return errors.New("no user, client or redirect URI for the browser sign-in")
 			}
@@ -382,6 +398,7 @@ type runResult struct {
 	elapsed  time.Duration
 	stats    [numOps]*opStats
 	ops      []op
+	steps    []op // reported beside ops, not part of the total (a code round trip's requests)
 	reseeds  int64
 	rssMiB   float64 // the server's RSS after the run
 	peakMiB  float64 // the server's peak RSS during the run
@@ -423,12 +440,15 @@ func (b *bench) runOnce(ctx context.Context, name string, run int) (runResult, e
 		return runResult{}, err
 	}
 	rr := runResult{scenario: name, run: run, elapsed: elapsed, ops: ops, peakMiB: peak.stop()}
-	for _, o := range ops {
-		rr.stats[o] = &opStats{}
+	if slices.Contains(ops, opCode) {
+		rr.steps = codeSteps
+	}
+	for _, o := range append(slices.Clone(ops), rr.steps...) {
+		rr.stats[o] = newOpStats(o)
 	}
 	for i, w := range workers {
 		w.closeConns()
-		for _, o := range ops {
+		for _, o := range append(slices.Clone(ops), rr.steps...) {
 			rr.stats[o].merge(w.stats[o])
 		}
 		rr.reseeds += w.reseeds
@@ -517,7 +537,7 @@ type worker struct {
 	last     string // mixed: the last client_credentials token, to revoke
 	pool     *revokePool
 	key      *dpopKey     // -dpop: the simulated client's key
-	web      *http.Client // authorize: the worker's browser (its cookie jar)
+	web      *http.Client // code: the worker's browser (its cookie jar)
 	nonce    string       // the server's last DPoP-Nonce
 	pbuf     []byte       // scratch space for proofs
 	reseeds  int64
@@ -536,7 +556,7 @@ func (b *bench) newWorker(id int, pool *revokePool) *worker {
 
 func (w *worker) resetStats() {
 	for i := range w.stats {
-		w.stats[i] = &opStats{}
+		w.stats[i] = newOpStats(op(i))
 	}
 	w.progress.Store(0)
 	w.failures.Store(0)
@@ -628,7 +648,7 @@ func (w *worker) step(ctx context.Context, ops []op) error {
 	case opJWKS:
 		status, err = w.get(ctx, opJWKS)
 		ok = status == http.StatusOK && w.buf.Len() > 0
-	case opAuthorize:
+	case opCode:
 		status, ok, err = w.authorize(ctx)
 	}
 	st := w.stats[o]

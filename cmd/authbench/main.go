@@ -17,9 +17,9 @@
 // Scenarios: password, refresh (each refresh token is used exactly once: every
 // worker follows its own rotation chain), client-credentials, introspect,
 // revoke (each token revoked once, from a pool minted beforehand), jwks, and
-// mixed (a weighted blend of all of them); and, only when named, authorize
-// (browser sign-ins: authorize, the login form or the worker's session, the
-// code, its exchange with PKCE; see authorize.go).
+// mixed (a weighted blend of all of them); and, only when named, code
+// (browser sign-ins: the authorization request, the login form, the code,
+// its exchange with PKCE, with each step's figures; see authorize.go).
 //
 // With -dpop, every simulated client holds an ES256 key and sends a fresh
 // DPoP proof (RFC 9449: new jti, htm POST, htu the token endpoint) with
@@ -46,7 +46,7 @@ import (
 var scenarioNames = []string{"password", "refresh", "client-credentials", "introspect", "revoke", "jwks", "mixed"}
 
 // extraScenarios run only when named: not part of "all".
-var extraScenarios = []string{"authorize"}
+var extraScenarios = []string{"code"}
 
 // Bounds on a run: authbench always stops by itself.
 const (
@@ -79,8 +79,8 @@ type config struct {
 	scope                  string
 	revokePool             int
 	dpop                   bool
-	redirectURI            string // authorize, without -authd
-	authorizeLogin         bool
+	redirectURI            string // code, without -authd
+	codeSSO                bool
 }
 
 func main() {
@@ -153,7 +153,7 @@ Drives an OAuth 2.0 server's token, introspection, revocation and JWKS
 endpoints (found through its metadata) and reports req/s and latencies.
 
 Scenarios (-scenario, comma-separated, or "all"): %s; and, only when
-named, %s (browser sign-ins with PKCE: see -authorize-login).
+named, %s (browser sign-ins with PKCE, each step reported: see -code-sso).
 
 Against authd, -authd PATH provisions clients and users with the authd CLI,
 run with this process's AUTHD_* environment. Against another server, give a
@@ -193,8 +193,8 @@ Flags:
 	fs.StringVar(&cfg.scope, "scope", "", "scope parameter of token requests (e.g. offline_access for servers that need it)")
 	fs.IntVar(&cfg.revokePool, "revoke-pool", 0, "tokens minted before each revoke run (default: enough for 1,500 req/s)")
 	fs.BoolVar(&cfg.dpop, "dpop", false, "DPoP (RFC 9449): each worker holds an ES256 key and sends a fresh proof with every token request; the server must advertise ES256 in dpop_signing_alg_values_supported and answer token_type DPoP")
-	fs.StringVar(&cfg.redirectURI, "redirect-uri", "", "authorize scenario without -authd: a redirect URI registered for -client-id (nothing needs to listen there)")
-	fs.BoolVar(&cfg.authorizeLogin, "authorize-login", false, "authorize scenario: sign in on the login page in every round trip (a fresh browser), instead of riding the worker's session after its first")
+	fs.StringVar(&cfg.redirectURI, "redirect-uri", "", "code scenario without -authd: a redirect URI registered for -client-id (nothing needs to listen there)")
+	fs.BoolVar(&cfg.codeSSO, "code-sso", false, "code scenario: ride the worker's browser session after its first sign-in (single sign-on), instead of posting the login form in every round trip (a fresh browser)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -258,8 +258,8 @@ Flags:
 		if needsUser && (cfg.username == "" || cfg.password == "") {
 			problems = append(problems, errors.New("without -authd, the password, refresh and mixed scenarios need -username and -password"))
 		}
-		if slices.Contains(cfg.scenarios, "authorize") && (cfg.redirectURI == "" || cfg.username == "" || cfg.password == "") {
-			problems = append(problems, errors.New("without -authd, the authorize scenario needs -redirect-uri, -username and -password"))
+		if slices.Contains(cfg.scenarios, "code") && (cfg.redirectURI == "" || cfg.username == "" || cfg.password == "") {
+			problems = append(problems, errors.New("without -authd, the code scenario needs -redirect-uri, -username and -password"))
 		}
 	}
 	if err := checkTarget(cfg.issuer, cfg.allowRemote); err != nil {

@@ -65,6 +65,9 @@ func (rr runResult) rows() []row {
 	if len(rr.ops) > 1 {
 		out = append(out, statsRow(rr.scenario, "total", rr.run, rr.elapsed, rr.total()))
 	}
+	for _, o := range rr.steps {
+		out = append(out, statsRow(rr.scenario, opNames[o], rr.run, rr.elapsed, rr.stats[o]))
+	}
 	for i := range out {
 		out[i].RSSMiB, out[i].PeakMiB, out[i].LoadAvg = rr.rssMiB, rr.peakMiB, rr.load
 		if rr.ops[0] == opRefresh || len(rr.ops) > 1 {
