@@ -97,7 +97,9 @@ func (c *Connector) discover(ctx context.Context) (*gooidc.Provider, *gooidc.IDT
 		if errors.As(err, &mismatch) {
 			return nil, nil, fmt.Errorf("%w: discovery of %s: %w", connector.ErrUpstream, c.cfg.Issuer, err)
 		}
-		return nil, nil, fmt.Errorf("%w: discovery of %s failed: %s", connector.ErrUpstream, c.cfg.Issuer, connector.TransportReason(err))
+		// The discovery document is public: a short printable part of the
+		// provider's answer (status and body) helps the operator.
+		return nil, nil, fmt.Errorf("%w: discovery of %s failed: %s", connector.ErrUpstream, c.cfg.Issuer, connector.Printable(err.Error(), 160))
 	}
 	c.provider = p
 	c.verifier = p.Verifier(&gooidc.Config{ClientID: c.cfg.ClientID, Now: c.now})
