@@ -39,7 +39,7 @@ type fakeProvider struct {
 	key *ecdsa.PrivateKey
 
 	mu     sync.Mutex
-	codes  map[string]grant // code -> what the authorize request carried
+	codes  map[string]grant  // code -> what the authorize request carried
 	tokens map[string]string // access or refresh token -> sub
 	claims map[string]any    // extra claims of the id_token for the next issue
 	// knobs for the failure cases
@@ -541,7 +541,9 @@ func TestRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.set(func(p *fakeProvider) { p.refreshClaim = map[string]any{"name": "Ada King", "email": "ada@king.example"} })
+	p.set(func(p *fakeProvider) {
+		p.refreshClaim = map[string]any{"name": "Ada King", "email": "ada@king.example"}
+	})
 	got, err := c.Refresh(t.Context(), id)
 	if err != nil {
 		t.Fatalf("Refresh = %v", err)
