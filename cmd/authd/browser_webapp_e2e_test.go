@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/authd/authd/internal/proctest"
 )
 
 // TestBrowserThroughWebapp signs up in a real browser through the example
@@ -31,8 +28,8 @@ func TestBrowserThroughWebapp(t *testing.T) {
 	issuer := vars["AUTHD_ISSUER"]
 	bins := t.TempDir()
 	orders, webapp := filepath.Join(bins, "orders"), filepath.Join(bins, "webapp")
-	goBuild(t, orders, "github.com/authd/authd/examples/orders")
-	goBuild(t, webapp, "github.com/authd/authd/examples/webapp")
+	proctest.Build(t, orders, "github.com/authd/authd/examples/orders")
+	proctest.Build(t, webapp, "github.com/authd/authd/examples/webapp")
 
 	ordersAddr, shopAddr, partnerAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	const shopSecret, partnerSecret = "shop-browser-secret-0123456789abcdef0123", "partner-browser-secret-0123456789abcdef01"
@@ -42,9 +39,9 @@ func TestBrowserThroughWebapp(t *testing.T) {
 	cli(t, vars, "", "clients", "create", "--id", "partner", "--name", "Partner app", "--secret", partnerSecret,
 		"--grant-types", "authorization_code", "--scopes", "openid profile", "--audience", "orders",
 		"--redirect-uris", "http://"+partnerAddr+"/callback")
-	runProcess(t, os.Environ(), "http://"+ordersAddr+"/healthz", orders, "-addr", ordersAddr, "-issuer", issuer)
+	proctest.Start(t, os.Environ(), "http://"+ordersAddr+"/healthz", orders, "-addr", ordersAddr, "-issuer", issuer)
 	for _, app := range []struct{ addr, id, secret string }{{shopAddr, "shop", shopSecret}, {partnerAddr, "partner", partnerSecret}} {
-		runProcess(t, append(os.Environ(), "WEBAPP_CLIENT_SECRET="+app.secret), "http://"+app.addr+"/healthz", webapp,
+		proctest.Start(t, append(os.Environ(), "WEBAPP_CLIENT_SECRET="+app.secret), "http://"+app.addr+"/healthz", webapp,
 			"-addr", app.addr, "-issuer", issuer, "-client-id", app.id, "-redirect-url", "http://"+app.addr+"/callback",
 			"-orders-url", "http://"+ordersAddr)
 	}
@@ -109,58 +106,5 @@ func TestBrowserThroughWebapp(t *testing.T) {
 	}
 	if consentTitle != "Allow Partner app to use your account?" || name != "mira" {
 		t.Errorf("consent page %q, then the app names %q; want Allow Partner app to use your account?, mira", consentTitle, name)
-	}
-}
-
-// goBuild builds pkg into out.
-func goBuild(t *testing.T, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-// runProcess runs a long-lived program until the test ends and waits for
-// ready to answer 200; its output is logged when the test fails.
-func runProcess(t *testing.T, env []string, ready, name string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(name), logs.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before it was ready", filepath.Base(name))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become ready", filepath.Base(name))
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
