@@ -72,6 +72,11 @@ const (
 // password.
 var ErrBusy = errors.New("identity: too many sign-ins of this account in flight")
 
+// Unavailable reports whether err means "not now, retry later": a store
+// outage (storage.Retryable) or an account busy with sign-ins (ErrBusy). An
+// HTTP layer answers it 503 with Retry-After, never 500.
+func Unavailable(err error) bool { return storage.Retryable(err) || errors.Is(err, ErrBusy) }
+
 // errFull aborts a reservation's write when the account admits no more checks.
 var errFull = errors.New("identity: account full")
 

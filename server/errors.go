@@ -61,7 +61,7 @@ func answerFor(err error) apiAnswer {
 		return apiAnswer{http.StatusConflict, "The resource already exists.", ""}
 	case errors.Is(err, storage.ErrNotFound):
 		return apiAnswer{http.StatusNotFound, "No such resource.", ""}
-	case storage.Retryable(err), errors.Is(err, identity.ErrBusy):
+	case identity.Unavailable(err):
 		return apiAnswer{http.StatusServiceUnavailable, "The service is temporarily unavailable; retry shortly.", ""}
 	default:
 		return apiAnswer{http.StatusInternalServerError, "The server could not complete the request.", ""}

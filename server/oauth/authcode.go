@@ -150,10 +150,11 @@ func (s *fositeStore) writeCode(ctx context.Context, pc *pendingCode) error {
 // exchange added (roles reloaded, DPoP key), which a decode into it would
 // overwrite.
 func (s *fositeStore) readCode(ctx context.Context, signature string) (storage.AuthorizationCode, *fosite.Request, storedCode, error) {
-	row, err := s.store.GetAuthorizationCode(ctx, hashSignature(signature))
+	cr, err := s.loadCode(ctx, hashSignature(signature))
 	if err != nil {
-		return row, nil, storedCode{}, mapErr(err)
+		return cr.row, nil, storedCode{}, err
 	}
+	row, c := cr.row, cr.client
 	sc := storedCode{storedRequest: storedRequest{Session: &Session{}}}
 	if err := json.Unmarshal(row.Request, &sc); err != nil {
 		return row, nil, sc, fmt.Errorf("oauth: decode authorization code: %w", err)
@@ -161,12 +162,6 @@ func (s *fositeStore) readCode(ctx context.Context, signature string) (storage.A
 	form := sc.Form
 	if form == nil {
 		form = url.Values{}
-	}
-	// The client as registered now: whether it may have a refresh token
-	// is read from the code's request.
-	c, err := s.store.GetClient(ctx, sc.ClientID)
-	if err != nil {
-		return row, nil, sc, mapErr(err)
 	}
 	return row, &fosite.Request{
 		ID: sc.ID, RequestedAt: sc.RequestedAt,
@@ -178,6 +173,35 @@ func (s *fositeStore) readCode(ctx context.Context, signature string) (storage.A
 		Form:              form,
 		Session:           sc.Session,
 	}, sc, nil
+}
+
+// codeRead is a code's row and its client as registered now, read once per
+// token request (reqInfo.code).
+type codeRead struct {
+	hash   string
+	row    storage.AuthorizationCode
+	client storage.Client
+}
+
+// loadCode reads the code with signature hash and its client, or returns
+// what this request read already.
+func (s *fositeStore) loadCode(ctx context.Context, hash string) (codeRead, error) {
+	ri := reqInfoFrom(ctx)
+	if ri.code != nil && ri.code.hash == hash {
+		return *ri.code, nil
+	}
+	row, err := s.store.GetAuthorizationCode(ctx, hash)
+	if err != nil {
+		return codeRead{row: row}, mapErr(err)
+	}
+	// The client as registered now: whether it may have a refresh token
+	// is read from the code's request.
+	c, err := s.store.GetClient(ctx, row.ClientID)
+	if err != nil {
+		return codeRead{row: row}, mapErr(err)
+	}
+	ri.code = &codeRead{hash: hash, row: row, client: c}
+	return *ri.code, nil
 }
 
 // GetAuthorizeCodeSession returns a code's request. A used code is

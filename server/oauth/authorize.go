@@ -34,6 +34,10 @@ type Pages interface {
 	Session(r *http.Request) (storage.BrowserSession, storage.User, error)
 	// Error renders the error page, for what cannot be redirected.
 	Error(w http.ResponseWriter, r *http.Request, status int, message string)
+	// Failure renders the error page for a failure that is not the
+	// request's: 503 with Retry-After for an outage (identity.Unavailable),
+	// else 500.
+	Failure(w http.ResponseWriter, r *http.Request, err error)
 	// Consent renders the consent page, whose form posts back to the
 	// authorize endpoint with decision=allow or decision=deny.
 	Consent(w http.ResponseWriter, r *http.Request, c ConsentPage)
@@ -72,11 +76,9 @@ type ConsentPage struct {
 
 // Messages of the authorize endpoint's error page.
 const (
-	msgBadRequest   = "The application sent an invalid sign-in request."
-	msgUnknown      = "The application that sent you here is not registered."
-	msgRedirectURI  = "The application that sent you here asked to return to an address it did not register."
-	msgUnavailable  = "The service cannot sign you in right now. Please try again in a moment."
-	msgServerFailed = "The server could not complete your request."
+	msgBadRequest  = "The application sent an invalid sign-in request."
+	msgUnknown     = "The application that sent you here is not registered."
+	msgRedirectURI = "The application that sent you here asked to return to an address it did not register."
 )
 
 // Parameters of the consent form (its decision and CSRF token) and of the
@@ -110,7 +112,11 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := withReqInfo(r.Context(), &reqInfo{IP: p.o.ClientIP(r)})
-	c, redirectURI, status, msg := p.authorizeClient(ctx, form)
+	c, redirectURI, status, msg, err := p.authorizeClient(ctx, form)
+	if err != nil {
+		pages.Failure(w, r, err)
+		return
+	}
 	if status != 0 {
 		pages.Error(w, r, status, msg)
 		return
@@ -152,7 +158,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.toLogin(w, r, pages, c.ID, form, now)
 		return
 	case err != nil:
-		p.pageFailure(w, r, err)
+		p.o.Pages.Failure(w, r, err)
 		return
 	}
 	// prompt=login and max_age want a sign-in no older than the request
@@ -177,7 +183,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	if !c.FirstParty {
 		need, err := p.needsConsent(ctx, u.ID, c.ID, ar.GetRequestedScopes(), slices.Contains(prompt, "consent"))
 		if err != nil {
-			p.pageFailure(w, r, err)
+			p.o.Pages.Failure(w, r, err)
 			return
 		}
 		switch {
@@ -191,7 +197,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if err := p.saveConsent(ctx, u.ID, c.ID, ar.GetRequestedScopes(), now); err != nil {
-				p.pageFailure(w, r, err)
+				p.o.Pages.Failure(w, r, err)
 				return
 			}
 		case need && slices.Contains(prompt, "none"):
@@ -283,22 +289,21 @@ func browserForm(r *http.Request, maxLen func(name string) int) (url.Values, int
 // authorizeClient finds the request's client and checks its redirect_uri,
 // which is required and must be registered (matchRedirectURI). A failure is
 // for the error page: its status and message.
-func (p *Provider) authorizeClient(ctx context.Context, form url.Values) (storage.Client, string, int, string) {
+func (p *Provider) authorizeClient(ctx context.Context, form url.Values) (storage.Client, string, int, string, error) {
 	id, redirectURI := form.Get("client_id"), form.Get("redirect_uri")
 	if id == "" || !clients.ValidID(id) {
-		return storage.Client{}, "", http.StatusBadRequest, msgUnknown
+		return storage.Client{}, "", http.StatusBadRequest, msgUnknown, nil
 	}
 	c, err := p.o.Store.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return storage.Client{}, "", http.StatusBadRequest, msgUnknown
+		return storage.Client{}, "", http.StatusBadRequest, msgUnknown, nil
 	case err != nil:
-		p.log.WarnContext(ctx, "oauth: authorize: client lookup failed", "error", err)
-		return storage.Client{}, "", http.StatusServiceUnavailable, msgUnavailable
+		return storage.Client{}, "", 0, "", fmt.Errorf("oauth: authorize: client lookup: %w", err)
 	case !matchRedirectURI(redirectURI, c.RedirectURIs):
-		return storage.Client{}, "", http.StatusBadRequest, msgRedirectURI
+		return storage.Client{}, "", http.StatusBadRequest, msgRedirectURI, nil
 	}
-	return c, redirectURI, 0, ""
+	return c, redirectURI, 0, "", nil
 }
 
 // parsePrompt is the prompt parameter's values (OpenID Connect Core
@@ -429,22 +434,6 @@ func (p *Provider) saveConsent(ctx context.Context, userID, clientID string, sco
 		return fmt.Errorf("oauth: save consent: %w", err)
 	}
 	return nil
-}
-
-// pageFailure answers a failure that is not the request's on the error
-// page: 503 with Retry-After for a store outage, else 500 (logged).
-func (p *Provider) pageFailure(w http.ResponseWriter, r *http.Request, err error) {
-	if storage.Retryable(err) || errors.Is(err, identity.ErrBusy) {
-		if storage.Retryable(err) && p.o.StoreUnavailable != nil {
-			p.o.StoreUnavailable(err)
-		}
-		p.log.WarnContext(r.Context(), "oauth: authorize: unavailable", "error", err)
-		w.Header().Set("Retry-After", "1")
-		p.o.Pages.Error(w, r, http.StatusServiceUnavailable, msgUnavailable)
-		return
-	}
-	p.log.ErrorContext(r.Context(), "oauth: authorize failed", "error", err)
-	p.o.Pages.Error(w, r, http.StatusInternalServerError, msgServerFailed)
 }
 
 // redirectError sends an authorization error back to the client's

@@ -101,17 +101,15 @@ func safeParam(k string) string {
 func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	status := rfc.CodeField
-	if status >= 500 && storage.Retryable(err) {
-		// The store is down or busy: an outage, not a bug (RFC 6749 §5.2's
-		// temporarily_unavailable, with Retry-After).
+	if status >= 500 && identity.Unavailable(err) {
+		// The store is down or busy, or an account had as many password
+		// checks in flight as its lockout threshold for the whole queue
+		// timeout: not a bug (RFC 6749 §5.2's temporarily_unavailable, with
+		// Retry-After).
 		rfc = fosite.ErrTemporarilyUnavailable.WithWrap(err)
-		if p.o.StoreUnavailable != nil {
+		if storage.Retryable(err) && p.o.StoreUnavailable != nil {
 			p.o.StoreUnavailable(err)
 		}
-	} else if status >= 500 && errors.Is(err, identity.ErrBusy) {
-		// An account had as many password checks in flight as its lockout
-		// threshold for the whole queue timeout: retry later.
-		rfc = fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
 	if rfc.ErrorField == fosite.ErrTemporarilyUnavailable.ErrorField {
 		status = http.StatusServiceUnavailable

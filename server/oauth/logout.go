@@ -87,7 +87,11 @@ func (p *Provider) EndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := withReqInfo(r.Context(), &reqInfo{IP: p.o.ClientIP(r)})
-	req, status, msg := p.logoutRequest(ctx, form)
+	req, status, msg, err := p.logoutRequest(ctx, form)
+	if err != nil {
+		pages.Failure(w, r, err)
+		return
+	}
 	if status != 0 {
 		pages.Error(w, r, status, msg)
 		return
@@ -99,14 +103,14 @@ func (p *Provider) EndSession(w http.ResponseWriter, r *http.Request) {
 		if confirmed {
 			// A stale cookie, if any, goes too.
 			if _, err := pages.EndSession(w, r); err != nil {
-				p.pageFailure(w, r, err)
+				p.o.Pages.Failure(w, r, err)
 				return
 			}
 		}
 		p.loggedOut(w, r, req)
 		return
 	case err != nil:
-		p.pageFailure(w, r, err)
+		p.o.Pages.Failure(w, r, err)
 		return
 	}
 	if !confirmed {
@@ -130,7 +134,7 @@ func (p *Provider) EndSession(w http.ResponseWriter, r *http.Request) {
 		})
 	})
 	if err != nil {
-		p.pageFailure(w, r, fmt.Errorf("oauth: logout: %w", err))
+		p.o.Pages.Failure(w, r, fmt.Errorf("oauth: logout: %w", err))
 		return
 	}
 	p.loggedOut(w, r, req)
@@ -138,17 +142,17 @@ func (p *Provider) EndSession(w http.ResponseWriter, r *http.Request) {
 
 // logoutRequest checks a logout request's parameters; a failure is for the
 // error page: its status and message.
-func (p *Provider) logoutRequest(ctx context.Context, form url.Values) (logoutRequest, int, string) {
+func (p *Provider) logoutRequest(ctx context.Context, form url.Values) (logoutRequest, int, string, error) {
 	req := logoutRequest{clientID: form.Get("client_id"), state: form.Get("state")}
 	if hint := form.Get("id_token_hint"); hint != "" {
 		aud, err := p.idTokenHintAudience(ctx, hint)
 		if err != nil {
 			p.log.InfoContext(ctx, "oauth: logout: id_token_hint refused", "error", err)
-			return logoutRequest{}, http.StatusBadRequest, msgLogoutHint
+			return logoutRequest{}, http.StatusBadRequest, msgLogoutHint, nil
 		}
 		switch {
 		case req.clientID != "" && !slices.Contains(aud, req.clientID):
-			return logoutRequest{}, http.StatusBadRequest, msgLogoutHint
+			return logoutRequest{}, http.StatusBadRequest, msgLogoutHint, nil
 		case req.clientID == "" && len(aud) == 1:
 			req.clientID = aud[0]
 		}
@@ -156,33 +160,29 @@ func (p *Provider) logoutRequest(ctx context.Context, form url.Values) (logoutRe
 	redirectURI := form.Get("post_logout_redirect_uri")
 	if req.clientID == "" {
 		if redirectURI != "" {
-			return logoutRequest{}, http.StatusBadRequest, msgLogoutNoClient
+			return logoutRequest{}, http.StatusBadRequest, msgLogoutNoClient, nil
 		}
-		return req, 0, ""
+		return req, 0, "", nil
 	}
 	if !clients.ValidID(req.clientID) {
-		return logoutRequest{}, http.StatusBadRequest, msgUnknown
+		return logoutRequest{}, http.StatusBadRequest, msgUnknown, nil
 	}
 	c, err := p.o.Store.GetClient(ctx, req.clientID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return logoutRequest{}, http.StatusBadRequest, msgUnknown
+		return logoutRequest{}, http.StatusBadRequest, msgUnknown, nil
 	case err != nil:
-		if storage.Retryable(err) && p.o.StoreUnavailable != nil {
-			p.o.StoreUnavailable(err)
-		}
-		p.log.WarnContext(ctx, "oauth: logout: client lookup failed", "error", err)
-		return logoutRequest{}, http.StatusServiceUnavailable, msgUnavailable
+		return logoutRequest{}, 0, "", fmt.Errorf("oauth: logout: client lookup: %w", err)
 	}
 	if redirectURI != "" {
 		// Registered exactly; a loopback redirect's port may vary (RFC
 		// 8252 §7.3), as for redirect_uri.
 		if !matchRedirectURI(redirectURI, c.PostLogoutRedirectURIs) {
-			return logoutRequest{}, http.StatusBadRequest, msgLogoutRedirectURI
+			return logoutRequest{}, http.StatusBadRequest, msgLogoutRedirectURI, nil
 		}
 		req.redirectURI = redirectURI
 	}
-	return req, 0, ""
+	return req, 0, "", nil
 }
 
 // idTokenHintAudience checks an id_token_hint: an id_token that authd's

@@ -54,6 +54,10 @@ type reqInfo struct {
 	// AccessToken is the access token the request issued, for the
 	// id_token's at_hash.
 	AccessToken string
+	// code is the authorization code an exchange read, with its client:
+	// fosite asks for it three times (code, PKCE, OpenID Connect), the
+	// store is read once.
+	code *codeRead
 }
 
 type reqInfoKey struct{}

@@ -34,7 +34,7 @@ func (p *Pages) LoginForm(w http.ResponseWriter, r *http.Request) {
 			p.render(w, r, http.StatusOK, templates.PageSignedIn, templates.SignedIn{Base: p.base(w, r, ""), Username: u.Username, SwitchURL: switchPath}, "")
 			return
 		} else if !errors.Is(err, identity.ErrNoSession) {
-			p.failure(w, r, err)
+			p.Failure(w, r, err)
 			return
 		}
 	}
@@ -92,11 +92,11 @@ func (p *Pages) Login(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, r, http.StatusBadRequest, returnTo, username, msgWrongCredentials)
 		return
 	case err != nil:
-		p.failure(w, r, err)
+		p.Failure(w, r, err)
 		return
 	}
 	if err := p.startSession(r.Context(), w, r, u.ID, []string{amrPassword}); err != nil {
-		p.failure(w, r, err)
+		p.Failure(w, r, err)
 		return
 	}
 	redirectAfterSignIn(w, returnTo)

@@ -25,7 +25,7 @@ func (p *Pages) LogoutConfirm(w http.ResponseWriter, r *http.Request, v LogoutVi
 	case err == nil:
 		data.Username = u.Username
 	case !errors.Is(err, identity.ErrNoSession):
-		p.failure(w, r, err)
+		p.Failure(w, r, err)
 		return
 	}
 	p.render(w, r, http.StatusOK, templates.PageLogout, data, originOf(v.RedirectURI))

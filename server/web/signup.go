@@ -79,11 +79,11 @@ func (p *Pages) Signup(w http.ResponseWriter, r *http.Request) {
 		p.renderSignup(w, r, http.StatusConflict, v)
 		return
 	case err != nil:
-		p.failure(w, r, err)
+		p.Failure(w, r, err)
 		return
 	}
 	if err := p.startSession(r.Context(), w, r, u.ID, []string{amrPassword}); err != nil {
-		p.failure(w, r, err)
+		p.Failure(w, r, err)
 		return
 	}
 	redirectAfterSignIn(w, v.ReturnTo)

@@ -211,10 +211,11 @@ const (
 	msgBadForm     = "The form could not be read. Go back, reload the page and try again."
 )
 
-// failure answers an error of the store or of identity that is not the
-// user's: 503 with Retry-After for an outage or a busy account, else 500.
-func (p *Pages) failure(w http.ResponseWriter, r *http.Request, err error) {
-	if storage.Retryable(err) || errors.Is(err, identity.ErrBusy) {
+// Failure answers an error of the store or of identity that is not the
+// user's on the error page: 503 with Retry-After for an outage or a busy
+// account (identity.Unavailable), else 500 (logged).
+func (p *Pages) Failure(w http.ResponseWriter, r *http.Request, err error) {
+	if identity.Unavailable(err) {
 		if storage.Retryable(err) && p.cfg.StoreUnavailable != nil {
 			p.cfg.StoreUnavailable(err)
 		}
