@@ -1,10 +1,8 @@
 package github_test
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authd/authd/connector"
+	"github.com/authd/authd/connector/connectortest"
 	"github.com/authd/authd/connector/github"
 )
 
@@ -65,7 +64,7 @@ func (g *fakeGitHub) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	code := randomString(g.t)
+	code := connectortest.RandomString(g.t)
 	g.mu.Lock()
 	g.codes[code] = q.Get("code_challenge")
 	g.mu.Unlock()
@@ -76,7 +75,7 @@ func (g *fakeGitHub) token(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != clientSecret {
-		writeJSON(w, http.StatusOK, map[string]string{"error": "incorrect_client_credentials"})
+		connectortest.WriteJSON(w, http.StatusOK, map[string]string{"error": "incorrect_client_credentials"})
 		return
 	}
 	code := r.PostFormValue("code")
@@ -85,17 +84,17 @@ func (g *fakeGitHub) token(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
 	if !ok || challenge != base64.RawURLEncoding.EncodeToString(sum[:]) {
 		// GitHub answers a bad code with 200 and an error body.
-		writeJSON(w, http.StatusOK, map[string]string{"error": "bad_verification_code", "error_description": "The code " + code + " is incorrect"})
+		connectortest.WriteJSON(w, http.StatusOK, map[string]string{"error": "bad_verification_code", "error_description": "The code " + code + " is incorrect"})
 		return
 	}
-	access := "gho_" + randomString(g.t)
+	access := "gho_" + connectortest.RandomString(g.t)
 	g.tokens[access] = true
-	writeJSON(w, http.StatusOK, map[string]string{"access_token": access, "token_type": "bearer", "scope": "read:user,user:email"})
+	connectortest.WriteJSON(w, http.StatusOK, map[string]string{"access_token": access, "token_type": "bearer", "scope": "read:user,user:email"})
 }
 
 func (g *fakeGitHub) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if !g.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
+		connectortest.WriteJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
 		return false
 	}
 	return true
@@ -108,10 +107,10 @@ func (g *fakeGitHub) user(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.userStatus != 0 {
-		writeJSON(w, g.userStatus, map[string]string{"message": "Server Error"})
+		connectortest.WriteJSON(w, g.userStatus, map[string]string{"message": "Server Error"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": 583231, "login": "octocat", "name": g.name, "email": "octo@public.example"})
+	connectortest.WriteJSON(w, http.StatusOK, map[string]any{"id": 583231, "login": "octocat", "name": g.name, "email": "octo@public.example"})
 }
 
 func (g *fakeGitHub) userEmails(w http.ResponseWriter, r *http.Request) {
@@ -121,30 +120,16 @@ func (g *fakeGitHub) userEmails(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.emailStatus != 0 {
-		writeJSON(w, g.emailStatus, map[string]string{"message": "Server Error"})
+		connectortest.WriteJSON(w, g.emailStatus, map[string]string{"message": "Server Error"})
 		return
 	}
-	writeJSON(w, http.StatusOK, g.emails)
+	connectortest.WriteJSON(w, http.StatusOK, g.emails)
 }
 
 func (g *fakeGitHub) set(f func(g *fakeGitHub)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f(g)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func randomString(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func config(issuer string) connector.Config {
@@ -163,38 +148,9 @@ func newConnector(t *testing.T, cfg connector.Config) *github.Connector {
 	return c
 }
 
-func newState(t *testing.T) connector.State {
-	t.Helper()
-	s, err := connector.NewState("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// signIn follows LoginURL to the fake's authorize endpoint and returns the
-// callback request it redirects to.
-func signIn(t *testing.T, c *github.Connector, s connector.State) *http.Request {
-	t.Helper()
-	loginURL, err := c.LoginURL(t.Context(), s)
-	if err != nil {
-		t.Fatalf("LoginURL: %v", err)
-	}
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.Get(loginURL)
-	if err != nil {
-		t.Fatalf("GET authorize: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("GET authorize = %d; want 302", resp.StatusCode)
-	}
-	return httptest.NewRequest(http.MethodGet, resp.Header.Get("Location"), nil)
-}
-
 func TestLoginURL(t *testing.T) {
 	c := newConnector(t, config(""))
-	s := newState(t)
+	s := connectortest.NewState(t)
 	raw, err := c.LoginURL(t.Context(), s)
 	if err != nil {
 		t.Fatal(err)
@@ -247,8 +203,8 @@ func TestSignIn(t *testing.T) {
 				g.set(func(g *fakeGitHub) { g.emails = tt.emails })
 			}
 			c := newConnector(t, config(g.srv.URL))
-			s := newState(t)
-			id, err := c.HandleCallback(t.Context(), s, signIn(t, c, s))
+			s := connectortest.NewState(t)
+			id, err := c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s))
 			if err != nil {
 				t.Fatalf("HandleCallback = %v", err)
 			}
@@ -270,8 +226,8 @@ func TestAPIURL(t *testing.T) {
 	cfg := config(g.srv.URL)
 	cfg.APIURL = api.URL + "/gh/"
 	c := newConnector(t, cfg)
-	s := newState(t)
-	if id, err := c.HandleCallback(t.Context(), s, signIn(t, c, s)); err != nil || id.Subject != "583231" {
+	s := connectortest.NewState(t)
+	if id, err := c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s)); err != nil || id.Subject != "583231" {
 		t.Errorf("HandleCallback(api_url) = %v, %v; want subject 583231", id, err)
 	}
 }
@@ -305,8 +261,8 @@ func TestCallbackFailures(t *testing.T) {
 				g.set(tt.knob)
 			}
 			c := newConnector(t, config(g.srv.URL))
-			s := newState(t)
-			r := signIn(t, c, s)
+			s := connectortest.NewState(t)
+			r := connectortest.SignIn(t, c, s)
 			code := r.URL.Query().Get("code")
 			if tt.tamper != nil {
 				r = tt.tamper(&s, r)
@@ -327,8 +283,8 @@ func TestCallbackFailures(t *testing.T) {
 func TestGitHubDown(t *testing.T) {
 	g := newFakeGitHub(t)
 	c := newConnector(t, config(g.srv.URL))
-	s := newState(t)
-	r := signIn(t, c, s)
+	s := connectortest.NewState(t)
+	r := connectortest.SignIn(t, c, s)
 	g.srv.Close()
 	_, err := c.HandleCallback(t.Context(), s, r)
 	if !errors.Is(err, connector.ErrUpstream) {
@@ -342,8 +298,8 @@ func TestGitHubDown(t *testing.T) {
 func TestRefresh(t *testing.T) {
 	g := newFakeGitHub(t)
 	c := newConnector(t, config(g.srv.URL))
-	s := newState(t)
-	id, err := c.HandleCallback(t.Context(), s, signIn(t, c, s))
+	s := connectortest.NewState(t)
+	id, err := c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s))
 	if err != nil {
 		t.Fatal(err)
 	}

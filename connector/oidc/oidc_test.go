@@ -22,6 +22,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authd/authd/connector"
+	"github.com/authd/authd/connector/connectortest"
 	"github.com/authd/authd/connector/oidc"
 )
 
@@ -78,7 +79,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 
 func (p *fakeProvider) discovery(w http.ResponseWriter, _ *http.Request) {
 	u := p.srv.URL
-	writeJSON(w, http.StatusOK, map[string]any{
+	connectortest.WriteJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                u,
 		"authorization_endpoint":                u + "/authorize",
 		"token_endpoint":                        u + "/token",
@@ -91,7 +92,7 @@ func (p *fakeProvider) discovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (p *fakeProvider) jwks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+	connectortest.WriteJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
 		{Key: &p.key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"},
 	}})
 }
@@ -102,7 +103,7 @@ func (p *fakeProvider) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad authorize request", http.StatusBadRequest)
 		return
 	}
-	code := randomString(p.t)
+	code := connectortest.RandomString(p.t)
 	p.mu.Lock()
 	p.codes[code] = grant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirectURI: q.Get("redirect_uri")}
 	p.mu.Unlock()
@@ -115,13 +116,13 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 		id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 	}
 	if id != clientID || secret != clientSecret {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		connectortest.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tokenStatus != 0 {
-		writeJSON(w, p.tokenStatus, map[string]string{"error": "server_error"})
+		connectortest.WriteJSON(w, p.tokenStatus, map[string]string{"error": "server_error"})
 		return
 	}
 	var sub, nonce string
@@ -132,25 +133,25 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 		delete(p.codes, r.PostFormValue("code"))
 		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
 		if !ok || g.redirectURI != r.PostFormValue("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": "code " + r.PostFormValue("code") + " rejected"})
+			connectortest.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": "code " + r.PostFormValue("code") + " rejected"})
 			return
 		}
 		sub, nonce = "user-123", g.nonce
 	case "refresh_token":
 		s, ok := p.tokens["r:"+r.PostFormValue("refresh_token")]
 		if !ok {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
+			connectortest.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
 			return
 		}
 		sub, nonce, extra = s, "", p.refreshClaim
 	default:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
+		connectortest.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
 		return
 	}
 	if p.nonce != nil {
 		nonce = *p.nonce
 	}
-	access, refresh := randomString(p.t), randomString(p.t)
+	access, refresh := connectortest.RandomString(p.t), connectortest.RandomString(p.t)
 	p.tokens["a:"+access], p.tokens["r:"+refresh] = sub, sub
 	claims := map[string]any{
 		"iss": p.srv.URL, "sub": sub, "aud": clientID, "iat": time.Now().Unix(),
@@ -168,7 +169,7 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 	for k, v := range extra {
 		claims[k] = v
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	connectortest.WriteJSON(w, http.StatusOK, map[string]any{
 		"access_token": access, "token_type": "Bearer", "expires_in": 3600,
 		"refresh_token": refresh, "id_token": p.sign(claims),
 	})
@@ -185,7 +186,7 @@ func (p *fakeProvider) userinfo(w http.ResponseWriter, r *http.Request) {
 	if p.userinfoSub != "" {
 		sub = p.userinfoSub
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sub": sub, "email": "ada@userinfo.example", "email_verified": "true", "name": "Ada (userinfo)"})
+	connectortest.WriteJSON(w, http.StatusOK, map[string]any{"sub": sub, "email": "ada@userinfo.example", "email_verified": "true", "name": "Ada (userinfo)"})
 }
 
 func (p *fakeProvider) sign(claims map[string]any) string {
@@ -220,20 +221,6 @@ func (p *fakeProvider) set(f func(p *fakeProvider)) {
 	f(p)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func randomString(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 func newConnector(t *testing.T, issuer string, scopes ...string) *oidc.Connector {
 	t.Helper()
 	c, err := oidc.New(connector.Config{
@@ -244,35 +231,6 @@ func newConnector(t *testing.T, issuer string, scopes ...string) *oidc.Connector
 		t.Fatalf("oidc.New: %v", err)
 	}
 	return c
-}
-
-// signIn runs the browser's part: LoginURL, the upstream's authorize endpoint,
-// and returns the callback request it redirects to.
-func signIn(t *testing.T, c *oidc.Connector, s connector.State) *http.Request {
-	t.Helper()
-	loginURL, err := c.LoginURL(t.Context(), s)
-	if err != nil {
-		t.Fatalf("LoginURL: %v", err)
-	}
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.Get(loginURL)
-	if err != nil {
-		t.Fatalf("GET authorize: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("GET authorize = %d; want 302", resp.StatusCode)
-	}
-	return httptest.NewRequest(http.MethodGet, resp.Header.Get("Location"), nil)
-}
-
-func newState(t *testing.T) connector.State {
-	t.Helper()
-	s, err := connector.NewState("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // assertNoSecret fails when err's text holds the client secret or one of the
@@ -292,7 +250,7 @@ func assertNoSecret(t *testing.T, err error, s connector.State, extra ...string)
 func TestLoginURL(t *testing.T) {
 	p := newFakeProvider(t)
 	c := newConnector(t, p.srv.URL, "email", "offline_access")
-	s := newState(t)
+	s := connectortest.NewState(t)
 	raw, err := c.LoginURL(t.Context(), s)
 	if err != nil {
 		t.Fatalf("LoginURL = %v", err)
@@ -333,8 +291,8 @@ func TestLoginURL(t *testing.T) {
 func TestSignIn(t *testing.T) {
 	p := newFakeProvider(t)
 	c := newConnector(t, p.srv.URL)
-	s := newState(t)
-	r := signIn(t, c, s)
+	s := connectortest.NewState(t)
+	r := connectortest.SignIn(t, c, s)
 	id, err := c.HandleCallback(t.Context(), s, r)
 	if err != nil {
 		t.Fatalf("HandleCallback = %v", err)
@@ -359,8 +317,8 @@ func TestSignInUserinfoFallback(t *testing.T) {
 	p := newFakeProvider(t)
 	p.set(func(p *fakeProvider) { p.noEmail = true })
 	c := newConnector(t, p.srv.URL)
-	s := newState(t)
-	id, err := c.HandleCallback(t.Context(), s, signIn(t, c, s))
+	s := connectortest.NewState(t)
+	id, err := c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s))
 	if err != nil {
 		t.Fatalf("HandleCallback = %v", err)
 	}
@@ -369,8 +327,8 @@ func TestSignInUserinfoFallback(t *testing.T) {
 	}
 
 	p.set(func(p *fakeProvider) { p.userinfoSub = "someone-else" })
-	s = newState(t)
-	_, err = c.HandleCallback(t.Context(), s, signIn(t, c, s))
+	s = connectortest.NewState(t)
+	_, err = c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s))
 	if !errors.Is(err, connector.ErrInvalidToken) {
 		t.Errorf("HandleCallback(userinfo of another sub) = %v; want ErrInvalidToken", err)
 	}
@@ -420,8 +378,8 @@ func TestCallbackFailures(t *testing.T) {
 				p.set(tt.knob)
 			}
 			c := newConnector(t, p.srv.URL)
-			s := newState(t)
-			r := signIn(t, c, s)
+			s := connectortest.NewState(t)
+			r := connectortest.SignIn(t, c, s)
 			code := r.URL.Query().Get("code")
 			if tt.tamper != nil {
 				r = tt.tamper(&s, r)
@@ -443,7 +401,7 @@ func TestCallbackFailures(t *testing.T) {
 func TestErrorCallbackCode(t *testing.T) {
 	p := newFakeProvider(t)
 	c := newConnector(t, p.srv.URL)
-	s := newState(t)
+	s := connectortest.NewState(t)
 	r := httptest.NewRequest(http.MethodGet, redirectURL+"?error=access_denied&error_description=User+declined&state="+url.QueryEscape(s.State), nil)
 	_, err := c.HandleCallback(t.Context(), s, r)
 	var de *connector.DeniedError
@@ -457,7 +415,7 @@ func TestUpstreamDown(t *testing.T) {
 	issuer := p.srv.URL
 	p.srv.Close()
 	c := newConnector(t, issuer)
-	s := newState(t)
+	s := connectortest.NewState(t)
 	if _, err := c.LoginURL(t.Context(), s); !errors.Is(err, connector.ErrUpstream) {
 		t.Errorf("LoginURL(provider down) = %v; want ErrUpstream", err)
 	}
@@ -518,8 +476,8 @@ func TestDiscoveryRecovers(t *testing.T) {
 	down.Lock()
 	failing = false
 	down.Unlock()
-	s := newState(t)
-	if _, err := c.HandleCallback(t.Context(), s, signIn(t, c, s)); err != nil {
+	s := connectortest.NewState(t)
+	if _, err := c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s)); err != nil {
 		t.Fatalf("HandleCallback after the provider came back = %v", err)
 	}
 }
@@ -536,8 +494,8 @@ func TestIssuerMismatch(t *testing.T) {
 func TestRefresh(t *testing.T) {
 	p := newFakeProvider(t)
 	c := newConnector(t, p.srv.URL, "email", "offline_access")
-	s := newState(t)
-	id, err := c.HandleCallback(t.Context(), s, signIn(t, c, s))
+	s := connectortest.NewState(t)
+	id, err := c.HandleCallback(t.Context(), s, connectortest.SignIn(t, c, s))
 	if err != nil {
 		t.Fatal(err)
 	}
