@@ -126,6 +126,31 @@ type Consent struct {
 	GrantedAt time.Time
 }
 
+// Link ties an upstream identity (a connector's subject) to a local user.
+// (ConnectorID, Subject) is unique, and so is (UserID, ConnectorID): a user
+// has at most one link per connector. Deleting the user deletes its links.
+type Link struct {
+	ConnectorID string
+	Subject     string // the upstream's stable id for the person
+	UserID      string
+	Email       string // the upstream's email when the link was made ("" if none); informational
+	CreatedAt   time.Time
+	LastLoginAt time.Time // the last sign-in through the link (CreatedAt at first)
+}
+
+// UpstreamLogin is a sign-in through a connector in progress, from the
+// redirect to the upstream to its callback, and then, when the identity must
+// be linked to a local account by its password, until that form is sent.
+// It is single-use: taking it deletes it.
+type UpstreamLogin struct {
+	IDHash      string // primary key: hex SHA-256 of the value that names it (the state parameter, the link form's token)
+	BindingHash string // hex SHA-256 of the browser's binding cookie
+	ConnectorID string
+	Data        []byte // serialised flow state, owned by server/web
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
 // KeyState is where a signing key is in its life.
 type KeyState string
 
@@ -364,6 +389,30 @@ type Consents interface {
 	DeleteConsents(ctx context.Context, userID string) (int64, error)
 }
 
+// Links stores account links to upstream identities.
+type Links interface {
+	// CreateLink stores l; ErrConflict when its (ConnectorID, Subject) or its
+	// (UserID, ConnectorID) is taken, ErrNotFound when the user does not exist.
+	CreateLink(ctx context.Context, l Link) error
+	GetLink(ctx context.Context, connectorID, subject string) (Link, error) // ErrNotFound
+	// ListUserLinks lists the user's links ordered by connector id (empty,
+	// not an error, for a user without any or an unknown user).
+	ListUserLinks(ctx context.Context, userID string) ([]Link, error)
+	// TouchLink sets the link's LastLoginAt; ErrNotFound when it is gone.
+	TouchLink(ctx context.Context, connectorID, subject string, at time.Time) error
+	// DeleteLink removes the user's link to the connector; ErrNotFound when none.
+	DeleteLink(ctx context.Context, userID, connectorID string) error
+}
+
+// UpstreamLogins stores sign-ins through connectors in progress.
+type UpstreamLogins interface {
+	CreateUpstreamLogin(ctx context.Context, l UpstreamLogin) error // ErrConflict on a repeated IDHash
+	// TakeUpstreamLogin deletes the sign-in and returns it, in one statement:
+	// of concurrent takes of one sign-in exactly one gets it; the others, and
+	// a take of an unknown sign-in or of one expired at now, get ErrNotFound.
+	TakeUpstreamLogin(ctx context.Context, idHash string, now time.Time) (UpstreamLogin, error)
+}
+
 // Keys stores signing keys.
 type Keys interface {
 	ListKeys(ctx context.Context) ([]SigningKey, error)
@@ -426,6 +475,8 @@ type Store interface {
 	BrowserSessions
 	AuthorizationCodes
 	Consents
+	Links
+	UpstreamLogins
 	Keys
 	Denylist
 	Audit
@@ -437,7 +488,8 @@ type Store interface {
 	// Purge deletes expired refresh tokens, authorization codes (used ones
 	// too, only once expired: a second use must find the row to be told
 	// apart as reuse), browser sessions past their absolute end, denylist
-	// entries, DPoP proof ids and dropped keys, and what r says has been
+	// entries, DPoP proof ids, dropped keys and expired upstream sign-ins
+	// in progress, and what r says has been
 	// kept long enough. (A session's idle end is its reader's to check: the
 	// idle lifetime is configuration.)
 	Purge(ctx context.Context, now time.Time, r Retention) (int64, error)

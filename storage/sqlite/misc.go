@@ -219,9 +219,10 @@ ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_proo
 	return n == 1, wrap("remember proof", err)
 }
 
-// Purge deletes refresh tokens, denylist entries, DPoP proof ids and retired
-// keys that expired before now, and the history r lets go, and returns how
-// many rows went.
+// Purge deletes what expired before now (refresh tokens, authorization
+// codes, browser sessions, denylist entries, DPoP proof ids, retired keys),
+// the upstream sign-ins in progress expired at now, and the history r lets
+// go, and returns how many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time, r storage.Retention) (int64, error) {
 	var n int64
 	err := s.withTx(ctx, func(q querier) error {

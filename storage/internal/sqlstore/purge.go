@@ -12,8 +12,8 @@ type Exec func(ctx context.Context, query string, args ...any) (int64, error)
 
 // Purge deletes with exec the refresh tokens, authorization codes, browser
 // sessions, denylist entries, retired signing keys and DPoP proof ids that
-// expired before now, and the history
-// r lets go, and returns how many rows went. The caller gives it a
+// expired before now, the upstream sign-ins in progress expired at now, and
+// the history r lets go, and returns how many rows went. The caller gives it a
 // transaction: on an error, some statements may have run.
 func (d Dialect) Purge(ctx context.Context, exec Exec, now time.Time, r storage.Retention) (int64, error) {
 	var n int64
@@ -30,6 +30,8 @@ func (d Dialect) Purge(ctx context.Context, exec Exec, now time.Time, r storage.
 		{`DELETE FROM revocations WHERE expires_at < ?`, now},
 		{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < ?`, now},
 		{`DELETE FROM dpop_proofs WHERE expires_at < ?`, now},
+		// Expired at now: the bound past which a take refuses them (Taken).
+		{`DELETE FROM upstream_logins WHERE expires_at <= ?`, now},
 		{`DELETE FROM outbox WHERE sent_at < ?`, storage.PurgeBefore(now, r.SentOutbox)},
 		{`DELETE FROM outbox WHERE sent_at IS NULL AND created_at < ?`, storage.PurgeBefore(now, r.UnsentOutbox)},
 		{`DELETE FROM audit WHERE time < ?`, storage.PurgeBefore(now, r.Audit)},

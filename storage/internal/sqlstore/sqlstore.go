@@ -2,8 +2,8 @@
 // storage/sqlite, do alike: the queries they assemble at run time (the
 // user search and its pages, the audit filters), what a purge deletes,
 // the defaults and required fields of new records (users, browser
-// sessions, authorization codes, consents), the migration report, and the
-// reading of rows.
+// sessions, authorization codes, consents, links, upstream sign-ins), the
+// migration report, and the reading of rows.
 //
 // What differs by database stays in each backend, which describes its
 // database in a Dialect: placeholders, how a time is stored, how a search

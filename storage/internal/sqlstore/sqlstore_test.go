@@ -158,8 +158,8 @@ func TestPurge(t *testing.T) {
 		return int64(len(calls)), nil
 	}
 	n, err := numbered().Purge(t.Context(), exec, now, r)
-	if err != nil || n != 1+2+3+4+5+6+7+8+9 {
-		t.Fatalf("Purge = %d, %v; want 45, nil", n, err)
+	if err != nil || n != 1+2+3+4+5+6+7+8+9+10 {
+		t.Fatalf("Purge = %d, %v; want 55, nil", n, err)
 	}
 	at := func(t time.Time) any { return numbered().Time(t) }
 	want := []call{
@@ -169,6 +169,7 @@ func TestPurge(t *testing.T) {
 		{`DELETE FROM revocations WHERE expires_at < $1`, at(now)},
 		{`DELETE FROM signing_keys WHERE state = 'retired' AND expires_at < $1`, at(now)},
 		{`DELETE FROM dpop_proofs WHERE expires_at < $1`, at(now)},
+		{`DELETE FROM upstream_logins WHERE expires_at <= $1`, at(now)},
 		{`DELETE FROM outbox WHERE sent_at < $1`, at(now.Add(-time.Hour))},
 		{`DELETE FROM outbox WHERE sent_at IS NULL AND created_at < $1`, at(time.Time{})}, // kept for ever
 		{`DELETE FROM audit WHERE time < $1`, at(now.Add(-90 * 24 * time.Hour))},

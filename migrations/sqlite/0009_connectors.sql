@@ -1,0 +1,36 @@
+-- +goose Up
+-- Sign-in through upstream identity providers (connectors). Times in unix
+-- nanoseconds.
+
+-- Links from an upstream identity (a connector's subject) to a local user:
+-- one user per upstream identity, at most one link per user and connector.
+-- The email is the upstream's when the link was made (NULL if none).
+-- Deleting a user deletes its links; the unique (user_id, connector_id)
+-- index serves the lookups by user.
+CREATE TABLE user_links (
+    connector_id  TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    email         TEXT,
+    created_at    INTEGER NOT NULL,
+    last_login_at INTEGER NOT NULL,
+    PRIMARY KEY (connector_id, subject),
+    UNIQUE (user_id, connector_id)
+) STRICT, WITHOUT ROWID;
+
+-- Sign-ins through a connector in progress, by a hash of the value that
+-- names them (the state parameter, the link form's token); taken (deleted)
+-- once, purged when expired.
+CREATE TABLE upstream_logins (
+    id_hash      TEXT PRIMARY KEY,
+    binding_hash TEXT NOT NULL,
+    connector_id TEXT NOT NULL,
+    data         BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX upstream_logins_expires_idx ON upstream_logins (expires_at);
+
+-- +goose Down
+DROP TABLE upstream_logins;
+DROP TABLE user_links;
