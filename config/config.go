@@ -102,6 +102,10 @@ type Config struct {
 
 	PprofAddr string // listen address of net/http/pprof; empty turns it off
 	LogLevel  string // debug, info, warn or error
+
+	// Connectors are the other identity providers the login page offers
+	// (YAML only: the list `connectors:`).
+	Connectors []Connector
 }
 
 // Defaults returns the configuration authd uses when nothing is set.
@@ -321,6 +325,8 @@ func (c Config) validate(serve bool) error {
 		bad("AUTHD_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 
+	errs = append(errs, c.validateConnectors()...)
+
 	return errors.Join(errs...)
 }
 
@@ -457,6 +463,11 @@ func (c Config) LogValue() slog.Value {
 		}
 		attrs = append(attrs, slog.Attr{Key: f.key, Value: v})
 	}
+	ids := make([]string, len(c.Connectors))
+	for i, cn := range c.Connectors {
+		ids[i] = cn.ID // never their secrets
+	}
+	attrs = append(attrs, slog.Any(ConnectorsKey, ids))
 	return slog.GroupValue(attrs...)
 }
 

@@ -156,6 +156,9 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 		}
 		var unknown []string
 		for _, key := range k.Keys() {
+			if key == ConnectorsKey || strings.HasPrefix(key, ConnectorsKey+".") {
+				continue
+			}
 			if _, ok := byKey[key]; !ok {
 				unknown = append(unknown, key)
 			}
@@ -229,6 +232,11 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 		if err := assign(f.ptr(&c), raw); err != nil {
 			errs = append(errs, fmt.Errorf("config: %s: %w", f.key, describe(f, fmt.Sprint(raw), err)))
 		}
+	}
+	if raw := k.Get(ConnectorsKey); raw != nil {
+		cs, cerrs := decodeConnectors(raw)
+		c.Connectors = cs
+		errs = append(errs, cerrs...)
 	}
 	if c.Dev && !k.Exists("issuer") {
 		if iss, ok := DevIssuer(c.HTTPAddr); ok {

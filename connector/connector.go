@@ -100,6 +100,10 @@ type Identity struct {
 	// Name is the display name, PreferredUsername the login/handle, if given.
 	Name              string
 	PreferredUsername string
+	// AMR is how the upstream says the person authenticated (RFC 8176
+	// values from the id_token's amr claim, each ValidAMR); nil when it
+	// does not say.
+	AMR []string
 	// ConnectorData is opaque to callers and SECRET (it holds upstream tokens for
 	// Refresher): store it encrypted, never log it. Empty when nothing to keep.
 	ConnectorData []byte
@@ -118,4 +122,19 @@ func (id Identity) LogValue() slog.Value {
 		slog.String("subject", id.Subject),
 		slog.Bool("email_verified", id.EmailVerified),
 	)
+}
+
+// ValidAMR reports whether v can be an amr value authd passes on: 1 to 32
+// of a-z, A-Z, 0-9, '_' and '-'.
+func ValidAMR(v string) bool {
+	if len(v) == 0 || len(v) > 32 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -38,6 +38,11 @@ const (
 	ClientCreated Type = "auth.client_created"
 	ClientUpdated Type = "auth.client_updated"
 	ClientDeleted Type = "auth.client_deleted"
+	// LinkCreated: an upstream identity (data.connector_id) was linked to
+	// the user; data.by says how (created_user, verified_email, password).
+	LinkCreated Type = "auth.link.created"
+	// LinkRemoved: an administrator removed the user's link (data.connector_id).
+	LinkRemoved Type = "auth.link.removed"
 )
 
 // Event is one security event. Data must never hold a token, password, secret or hash.

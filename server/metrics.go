@@ -64,6 +64,7 @@ var (
 		events.UserCreated, events.LoginSuccess, events.LoginFailed, events.UserLocked, events.UserUnlocked,
 		events.Logout, events.TokenRevoked, events.RefreshReuse, events.PasswordChanged, events.KeyRotated,
 		events.UserUpdated, events.UserDeleted, events.ClientCreated, events.ClientUpdated, events.ClientDeleted,
+		events.LinkCreated, events.LinkRemoved,
 	}
 )
 

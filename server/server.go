@@ -206,6 +206,15 @@ func (s *Server) routes() {
 		r.HandleFunc(web.SignupPath, p.SignupForm).Methods(http.MethodGet, http.MethodHead)
 		r.Handle(web.SignupPath, s.pageRateLimit(http.HandlerFunc(p.Signup))).Methods(http.MethodPost)
 		r.HandleFunc(web.StylesheetPath, p.Stylesheet).Methods(http.MethodGet, http.MethodHead)
+		// Sign-in through other identity providers (each start and callback
+		// costs a row and a call to the provider: under the forms' limit).
+		r.Handle(web.ConnectorLoginPath("{id}"), s.pageRateLimit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.ConnectorLogin(w, r, mux.Vars(r)["id"])
+		}))).Methods(http.MethodGet)
+		r.Handle(web.ConnectorCallbackPath("{id}"), s.pageRateLimit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.ConnectorCallback(w, r, mux.Vars(r)["id"])
+		}))).Methods(http.MethodGet)
+		r.Handle(web.LinkPath, s.pageRateLimit(http.HandlerFunc(p.Link))).Methods(http.MethodPost)
 		if s.authorizes() {
 			r.HandleFunc(oauth.AuthorizePath, s.cfg.OAuth.Authorize).Methods(http.MethodGet, http.MethodPost)
 			r.HandleFunc(oauth.LogoutPath, s.cfg.OAuth.EndSession).Methods(http.MethodGet, http.MethodPost)

@@ -36,7 +36,12 @@ const (
 	PageLogout   Page = "logout.html"
 	PageError    Page = "error.html"
 	PageSignedIn Page = "signed_in.html"
+	PageLink     Page = "link.html"
 )
+
+// laterPages were added after the template folder's format was set: a
+// folder without its own copy of one gets the embedded default.
+var laterPages = map[string]bool{string(PageLink): true}
 
 // Layout is the file every page is parsed with.
 const Layout = "layout.html"
@@ -47,7 +52,7 @@ const StylesheetFile = "authd.css"
 
 // Pages lists every page a template set holds.
 func Pages() []Page {
-	return []Page{PageLogin, PageSignup, PageConsent, PageLogout, PageError, PageSignedIn}
+	return []Page{PageLogin, PageSignup, PageConsent, PageLogout, PageError, PageSignedIn, PageLink}
 }
 
 // Base is in every page's data.
@@ -65,6 +70,31 @@ type Login struct {
 	Username  string // kept after a failure
 	Error     string // one message for every failed sign-in; empty for none
 	SignupURL string
+	// Connectors are the other identity providers offered ("Continue with
+	// <Name>"), each a link that starts a sign-in there and comes back to
+	// return_to; empty when none is configured.
+	Connectors []ConnectorButton
+}
+
+// ConnectorButton is one "Continue with <Name>" link of the login page.
+type ConnectorButton struct {
+	Name string
+	URL  string
+}
+
+// Link is link.html's data: after a sign-in through a connector whose
+// identity is linked to no local account yet, the form that proves a local
+// account's password to link it.
+type Link struct {
+	Base
+	Action        string
+	Token         string // hidden link_token field
+	ReturnTo      string // hidden return_to field; empty for none
+	ConnectorName string // the provider's display name
+	Email         string // the provider's email when a local account has it; empty otherwise
+	Username      string // kept after a failure
+	Error         string // empty for none
+	CancelURL     string // the login page, to sign in another way
 }
 
 // FieldError is a problem with one input of a form; Field is the input's
@@ -152,7 +182,8 @@ func Embedded() (*Set, error) {
 }
 
 // Dir parses the pages in dir, which must hold layout.html and every page
-// of Pages; authd.css is optional (the default stylesheet otherwise). Each
+// of Pages but link.html; authd.css and link.html are optional (the
+// defaults otherwise). Each
 // page is executed once on sample data, so that a template referring to a
 // field its view lacks fails here, naming the file, not at a sign-in.
 func Dir(dir string) (*Set, error) {
@@ -166,15 +197,16 @@ func Dir(dir string) (*Set, error) {
 	return parse(overlay{os.DirFS(dir), embedded}, dir)
 }
 
-// overlay reads the stylesheet from the operator's folder when it holds one
-// and from the embedded defaults otherwise; pages only from the folder.
+// overlay reads the stylesheet and the later pages from the operator's
+// folder when it holds them and from the embedded defaults otherwise; the
+// other pages only from the folder.
 type overlay struct {
 	dir, defaults fs.FS
 }
 
 func (o overlay) Open(name string) (fs.File, error) {
 	f, err := o.dir.Open(name)
-	if errors.Is(err, fs.ErrNotExist) && name == StylesheetFile {
+	if errors.Is(err, fs.ErrNotExist) && (name == StylesheetFile || laterPages[name]) {
 		return o.defaults.Open(name)
 	}
 	return f, err
@@ -219,7 +251,8 @@ func samples(p Page) []any {
 	hidden := []Hidden{{Name: "client_id", Value: "app"}}
 	switch p {
 	case PageLogin:
-		return []any{Login{Base: b, Action: "/login", ReturnTo: "/oauth2/authorize?x=1", Username: "u", Error: "e", SignupURL: "/signup"}}
+		return []any{Login{Base: b, Action: "/login", ReturnTo: "/oauth2/authorize?x=1", Username: "u", Error: "e", SignupURL: "/signup",
+			Connectors: []ConnectorButton{{Name: "Example", URL: "/connectors/example/login?return_to=x"}}}}
 	case PageSignup:
 		return []any{Signup{Base: b, Action: "/signup", ReturnTo: "/oauth2/authorize?x=1", Username: "u", Email: "e@example.com",
 			Errors: []FieldError{{"username", "m"}, {"email", "m"}, {"password", "m"}, {"", "m"}}, LoginURL: "/login"}}
@@ -231,6 +264,12 @@ func samples(p Page) []any {
 		return []any{Error{Base: b, Heading: "h", Message: "m", RetryAfter: true}}
 	case PageSignedIn:
 		return []any{SignedIn{Base: b, Username: "u", SwitchURL: "/login?switch=1"}}
+	case PageLink:
+		return []any{
+			Link{Base: b, Action: "/login/link", Token: "t", ReturnTo: "/oauth2/authorize?x=1", ConnectorName: "Example",
+				Email: "e@example.com", Username: "u", Error: "e", CancelURL: "/login"},
+			Link{Base: b, Action: "/login/link", Token: "t", ConnectorName: "Example", CancelURL: "/login"},
+		}
 	}
 	return nil
 }

@@ -97,6 +97,7 @@ type deps struct {
 	hasher    *oauth.SecretHasher
 	recorder  *events.Recorder
 	identity  *identity.Service
+	federate  *identity.Federation // sign-in through connectors, account links
 	clients   *clients.Service
 	metrics   *server.Metrics    // serve's; nil for the other verbs
 	redisDPoP *redis.ProofReplay // set by provider when Redis remembers DPoP proofs
@@ -176,6 +177,7 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 	}
 	d.recorder = events.NewRecorder(tx, nil, recOpts...)
 	d.identity = identity.NewService(tx, d.recorder, idOpts)
+	d.federate = d.identity.NewFederation(tx)
 	// Clients are changed through d.store, so that the cache drops them.
 	if d.clients, err = clients.NewService(d.store, d.recorder, clients.Options{Hasher: d.hasher, GrantTypes: oauth.SupportedGrantTypes()}); err != nil {
 		d.Close()

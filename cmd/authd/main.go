@@ -189,6 +189,9 @@ func (e *env) loadConfig() (config.Config, error) {
 	if err := validate(); err != nil {
 		problems = append(problems, err)
 	}
+	if e.serving {
+		problems = append(problems, connectorProblems(cfg)...)
+	}
 	if len(problems) == 0 {
 		return cfg, nil
 	}

@@ -442,7 +442,12 @@ func (d *deps) pages(clientIP func(*http.Request) string, redirectOrigin func(co
 	if d.metrics != nil {
 		unavailable = d.metrics.DatabaseUnavailable
 	}
+	conns, err := buildConnectors(d.cfg)
+	if err != nil {
+		return nil, err
+	}
 	return web.New(web.Config{
+		Connectors: conns, Federation: d.federate, UpstreamLogins: d.store,
 		Issuer: d.cfg.Issuer, Secrets: append([][]byte{secret}, old...), Templates: set,
 		Identity: d.identity, Users: d.store, SessionTTL: d.cfg.SessionTTL,
 		Sessions: identity.NewSessions(d.store, identity.SessionOptions{

@@ -235,6 +235,27 @@ type claims struct {
 	EmailVerified     flexBool `json:"email_verified"`
 	Name              string   `json:"name"`
 	PreferredUsername string   `json:"preferred_username"`
+	// AMR is read leniently (a provider's odd amr must not fail a sign-in).
+	AMR json.RawMessage `json:"amr"`
+}
+
+// amrValues are the id_token's amr values (RFC 8176) that are short tokens
+// of letters, digits, '_' and '-' (at most 8); others are dropped.
+func amrValues(raw json.RawMessage) []string {
+	var vals []string
+	if len(raw) == 0 || json.Unmarshal(raw, &vals) != nil {
+		return nil
+	}
+	var out []string
+	for _, v := range vals {
+		if len(out) == 8 {
+			break
+		}
+		if connector.ValidAMR(v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // identity builds the Identity from the id_token's claims (idt may be nil on a
@@ -276,6 +297,7 @@ func (c *Connector) identity(ctx context.Context, p *gooidc.Provider, idt *gooid
 		EmailVerified:     cl.Email != "" && bool(cl.EmailVerified),
 		Name:              cl.Name,
 		PreferredUsername: cl.PreferredUsername,
+		AMR:               amrValues(cl.AMR),
 	}
 	if tok.RefreshToken != "" {
 		data, err := json.Marshal(connectorData{RefreshToken: tok.RefreshToken})

@@ -27,6 +27,7 @@ const (
 	purposeSignup  = "signup"
 	purposeConsent = "consent"
 	purposeLogout  = "logout"
+	purposeLink    = "link"
 )
 
 // randomBytes is the entropy of a CSRF cookie value.

@@ -65,7 +65,7 @@ const maxLoginHint = 254
 func (p *Pages) renderLogin(w http.ResponseWriter, r *http.Request, status int, returnTo, username, msg string) {
 	p.render(w, r, status, templates.PageLogin, templates.Login{
 		Base: p.base(w, r, purposeLogin), Action: LoginPath, ReturnTo: returnTo, Username: username, Error: msg,
-		SignupURL: signupURL(returnTo),
+		SignupURL: signupURL(returnTo), Connectors: p.connectorButtons(returnTo),
 	}, p.formTarget(r.Context(), returnTo))
 }
 

@@ -21,16 +21,18 @@ import (
 const (
 	sessionCookie = "authd_session"
 	csrfCookie    = "authd_csrf"
-	hostPrefix    = "__Host-"
+	// upstreamCookie binds connector flows to the browser that started them.
+	upstreamCookie = "authd_upstream"
+	hostPrefix     = "__Host-"
 )
 
-type cookieNames struct{ session, csrf string }
+type cookieNames struct{ session, csrf, upstream string }
 
 func newCookieNames(secure bool) cookieNames {
 	if secure {
-		return cookieNames{session: hostPrefix + sessionCookie, csrf: hostPrefix + csrfCookie}
+		return cookieNames{session: hostPrefix + sessionCookie, csrf: hostPrefix + csrfCookie, upstream: hostPrefix + upstreamCookie}
 	}
-	return cookieNames{session: sessionCookie, csrf: csrfCookie}
+	return cookieNames{session: sessionCookie, csrf: csrfCookie, upstream: upstreamCookie}
 }
 
 // SessionCookieName is the name of the session cookie.

@@ -68,6 +68,12 @@ type Config struct {
 	// StoreUnavailable, when set, hears of each request answered 503
 	// because the store could not serve (for a metric).
 	StoreUnavailable func(error)
+
+	// Connectors are the other identity providers the login page offers, in
+	// order; Federation and UpstreamLogins are required when there is one.
+	Connectors     []Connector
+	Federation     Federation
+	UpstreamLogins storage.UpstreamLogins
 }
 
 // Pages serves the browser pages.
@@ -84,6 +90,9 @@ type Pages struct {
 func New(cfg Config) (*Pages, error) {
 	if cfg.Templates == nil || cfg.Identity == nil || cfg.Sessions == nil || cfg.Users == nil || len(cfg.Secrets) == 0 || cfg.Issuer == "" {
 		return nil, errors.New("web: missing dependency")
+	}
+	if len(cfg.Connectors) > 0 && (cfg.Federation == nil || cfg.UpstreamLogins == nil) {
+		return nil, errors.New("web: connectors need Federation and UpstreamLogins")
 	}
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil || u.Host == "" {
@@ -185,6 +194,8 @@ func errorHeading(status int) string {
 		return "Temporarily unavailable"
 	case http.StatusInternalServerError:
 		return "Something went wrong"
+	case http.StatusBadGateway:
+		return "Sign-in provider unavailable"
 	}
 	return http.StatusText(status)
 }
@@ -192,8 +203,12 @@ func errorHeading(status int) string {
 // Error renders the error page with status and a message for the person
 // reading it (never an internal detail). 429 and 503 say to retry.
 func (p *Pages) Error(w http.ResponseWriter, r *http.Request, status int, message string) {
-	heading := errorHeading(status)
-	retry := status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+	p.errorWith(w, r, status, errorHeading(status), message)
+}
+
+// errorWith is Error with its own heading. 429, 502 and 503 say to retry.
+func (p *Pages) errorWith(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
+	retry := status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable || status == http.StatusBadGateway
 	if retry && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
