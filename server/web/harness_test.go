@@ -27,11 +27,23 @@ import (
 
 var backends = []string{"sqlite", "postgres"}
 
-// faultStore is a real store whose user lookups can be made to fail.
+// faultStore is a real store whose user lookups and upstream sign-in
+// takes can be made to fail.
 type faultStore struct {
 	storage.Store
 	mu         sync.Mutex
 	lookupFail error
+	takeFail   error
+}
+
+func (f *faultStore) TakeUpstreamLogin(ctx context.Context, idHash string, now time.Time) (storage.UpstreamLogin, error) {
+	f.mu.Lock()
+	err := f.takeFail
+	f.mu.Unlock()
+	if err != nil {
+		return storage.UpstreamLogin{}, err
+	}
+	return f.Store.TakeUpstreamLogin(ctx, idHash, now)
 }
 
 func (f *faultStore) GetUserByLogin(ctx context.Context, login string) (storage.User, error) {
@@ -113,6 +125,13 @@ func newHarness(t *testing.T, backend string, opts ...func(*web.Config)) *harnes
 	mux.HandleFunc("GET /signup", h.pages.SignupForm)
 	mux.HandleFunc("POST /signup", h.pages.Signup)
 	mux.HandleFunc("GET /assets/authd.css", h.pages.Stylesheet)
+	mux.HandleFunc("GET /connectors/{id}/login", func(w http.ResponseWriter, r *http.Request) {
+		h.pages.ConnectorLogin(w, r, r.PathValue("id"))
+	})
+	mux.HandleFunc("GET /connectors/{id}/callback", func(w http.ResponseWriter, r *http.Request) {
+		h.pages.ConnectorCallback(w, r, r.PathValue("id"))
+	})
+	mux.HandleFunc("POST "+web.LinkPath, h.pages.Link)
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
 	return h
