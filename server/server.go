@@ -88,6 +88,7 @@ type Config struct {
 	Identity        Identity
 	Recorder        Recorder
 	Clients         Clients
+	Links           Links      // users' links to upstream identities; nil serves no link routes
 	Pages           *web.Pages // the browser pages (login, signup); nil serves none
 	Checks          []Check
 	Logger          *slog.Logger
@@ -232,6 +233,10 @@ func (s *Server) routes() {
 	adm.Handle("/users/{id}", s.adminAuth(s.patchUser)).Methods(http.MethodPatch)
 	adm.Handle("/users/{id}", s.adminAuth(s.deleteUser)).Methods(http.MethodDelete)
 	adm.Handle("/users/{id}/unlock", s.adminAuth(s.unlockUser)).Methods(http.MethodPost)
+	if s.cfg.Links != nil {
+		adm.Handle("/users/{id}/links", s.adminAuth(s.listLinks)).Methods(http.MethodGet)
+		adm.Handle("/users/{id}/links/{connector_id}", s.adminAuth(s.deleteLink)).Methods(http.MethodDelete)
+	}
 	adm.Handle("/clients", s.adminAuth(s.listClients)).Methods(http.MethodGet)
 	adm.Handle("/clients", s.adminAuth(s.createClient)).Methods(http.MethodPost)
 	adm.Handle("/clients/{id}", s.adminAuth(s.getClient)).Methods(http.MethodGet)

@@ -31,13 +31,21 @@ func (e *env) readPassword() (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// withUser finds the user named by ref (id, username or email) and runs fn.
+// findUser finds the user named by ref (id, username or email).
+func findUser(ctx context.Context, d *deps, ref string) (storage.User, error) {
+	u, err := d.identity.FindUser(ctx, ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, fmt.Errorf("user %q not found (give an id, a username or an email)", ref)
+	}
+	return u, err
+}
+
+// withUser finds the user named by ref (id, username or email), runs fn and
+// prints the user it returns.
 func (e *env) withUser(ctx context.Context, ref string, fn func(d *deps, u storage.User) (storage.User, error)) error {
 	return e.withDeps(ctx, false, func(d *deps) error {
-		u, err := d.identity.FindUser(ctx, ref)
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("user %q not found (give an id, a username or an email)", ref)
-		} else if err != nil {
+		u, err := findUser(ctx, d, ref)
+		if err != nil {
 			return err
 		}
 		if u, err = fn(d, u); err != nil {
@@ -51,7 +59,7 @@ func (e *env) withUser(ctx context.Context, ref string, fn func(d *deps, u stora
 	})
 }
 
-// userAdminCommands are `users list|disable|enable|unlock|set-roles|set-password`.
+// userAdminCommands are `users list|disable|enable|unlock|set-roles|set-password|links|unlink`.
 func (e *env) userAdminCommands() []*cobra.Command {
 	var query, cursor string
 	var limit int
@@ -147,5 +155,51 @@ func (e *env) userAdminCommands() []*cobra.Command {
 	}
 	setPassword.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
 
-	return []*cobra.Command{list, disable, enable, unlock, setRoles, setPassword}
+	return append([]*cobra.Command{list, disable, enable, unlock, setRoles, setPassword}, e.userLinkCommands()...)
+}
+
+// userLinkCommands are `users links|unlink`: a user's links to upstream
+// identities (connectors), through identity.Federation as the admin API.
+func (e *env) userLinkCommands() []*cobra.Command {
+	links := &cobra.Command{
+		Use: "links USER", Short: "list a user's links to upstream identities as JSON (as GET /api/v1/admin/users/{id}/links)",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				u, err := findUser(cmd.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
+				ls, err := d.federate.Links(cmd.Context(), u.ID)
+				if err != nil {
+					return err
+				}
+				return printJSON(e.stdout, server.LinksDocument(ls))
+			})
+		},
+	}
+	unlink := &cobra.Command{
+		Use:   "unlink USER CONNECTOR",
+		Short: "remove a user's link to a connector's identity (as DELETE /api/v1/admin/users/{id}/links/{connector_id})",
+		Long: "Removes the link of USER (an id, a username or an email) to their identity at the connector\n" +
+			"CONNECTOR (its id): that identity no longer signs in as USER. The user's sessions and tokens stay.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withDeps(cmd.Context(), false, func(d *deps) error {
+				u, err := findUser(cmd.Context(), d, args[0])
+				if err != nil {
+					return err
+				}
+				err = d.federate.Unlink(cmd.Context(), u.ID, args[1], identity.CLIAdmin, identity.Meta{})
+				if errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("user %q has no link to connector %q", args[0], args[1])
+				} else if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(e.stdout, "unlinked user %s from connector %s\n", u.ID, args[1])
+				return err
+			})
+		},
+	}
+	return []*cobra.Command{links, unlink}
 }

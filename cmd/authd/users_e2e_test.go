@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authd/authd/config"
+	"github.com/authd/authd/storage"
 )
 
 // TestCLIUsers runs the operator's account verbs against a running server:
@@ -188,5 +190,95 @@ func TestHealthURL(t *testing.T) {
 		if got, err := healthURL(cfg); err != nil || got != tt.want {
 			t.Errorf("healthURL(%q, tls %v) = %q, %v; want %q", tt.addr, tt.tls, got, err, tt.want)
 		}
+	}
+}
+
+// TestCLIUserLinks: `users links` prints a user's links to upstream
+// identities as the admin API does; `users unlink` removes one, recorded
+// with admin "cli", and fails when there is no such link.
+func TestCLIUserLinks(t *testing.T) {
+	for _, b := range backends()[:2] {
+		t.Run(b.name, func(t *testing.T) {
+			vars := envFor(t, b.dsn(t), nil)
+			cli(t, vars, "", "migrate", "up")
+			aliceID := createUser(t, vars, "alice", "alice@example.com", userPassword)
+			bobID := createUser(t, vars, "bob", "bob@example.com", userPassword)
+			st := openStoreFor(t, vars)
+
+			type linkDoc struct {
+				ConnectorID string  `json:"connector_id"`
+				Subject     string  `json:"subject"`
+				Email       *string `json:"email"`
+				CreatedAt   string  `json:"created_at"`
+				LastLoginAt string  `json:"last_login_at"`
+			}
+			links := func(ref string) []linkDoc {
+				t.Helper()
+				out := cli(t, vars, "", "users", "links", ref)
+				var doc struct {
+					Links []linkDoc `json:"links"`
+				}
+				if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Links == nil {
+					t.Fatalf("users links %s = %q, %v; want {\"links\":[...]}", ref, out, err)
+				}
+				return doc.Links
+			}
+			if ls := links("alice"); len(ls) != 0 {
+				t.Errorf("users links of a user without links = %+v; want []", ls)
+			}
+
+			at := time.Date(2025, 4, 1, 12, 0, 0, 0, time.FixedZone("CEST", 7200))
+			for _, l := range []storage.Link{
+				{ConnectorID: "google", Subject: "g-1", UserID: aliceID, Email: "alice@gmail.example", CreatedAt: at, LastLoginAt: at},
+				{ConnectorID: "github", Subject: "11", UserID: aliceID, CreatedAt: at, LastLoginAt: at},
+				{ConnectorID: "google", Subject: "g-2", UserID: bobID, CreatedAt: at, LastLoginAt: at},
+			} {
+				if err := st.CreateLink(t.Context(), l); err != nil {
+					t.Fatalf("CreateLink(%+v): %v", l, err)
+				}
+			}
+			email := "alice@gmail.example"
+			want := []linkDoc{
+				{ConnectorID: "github", Subject: "11", CreatedAt: "2025-04-01T10:00:00Z", LastLoginAt: "2025-04-01T10:00:00Z"},
+				{ConnectorID: "google", Subject: "g-1", Email: &email, CreatedAt: "2025-04-01T10:00:00Z", LastLoginAt: "2025-04-01T10:00:00Z"},
+			}
+			// USER by username, by email and by id.
+			for _, ref := range []string{"alice", "ALICE@example.com", aliceID} {
+				if ls := links(ref); !reflect.DeepEqual(ls, want) {
+					t.Errorf("users links %s = %+v; want %+v", ref, ls, want)
+				}
+			}
+
+			if out := cli(t, vars, "", "users", "unlink", "alice", "google"); !strings.Contains(out, "unlinked") {
+				t.Errorf("users unlink alice google = %q", out)
+			}
+			if ls := links("alice"); len(ls) != 1 || ls[0].ConnectorID != "github" {
+				t.Errorf("users links alice after unlink google = %+v; want github only", ls)
+			}
+			if _, err := st.GetLink(t.Context(), "google", "g-2"); err != nil {
+				t.Errorf("bob's google link after alice's unlink: %v; want kept", err)
+			}
+			_, _, err := runCLI(t, vars, "", "users", "unlink", "alice", "google")
+			if err == nil || !strings.Contains(err.Error(), `no link to connector "google"`) {
+				t.Errorf("users unlink alice google again = %v; want a no-such-link error", err)
+			}
+			for _, args := range [][]string{{"links", "nobody"}, {"unlink", "nobody", "google"}} {
+				if _, _, err := runCLI(t, vars, "", append([]string{"users"}, args...)...); err == nil || !strings.Contains(err.Error(), "not found") {
+					t.Errorf("users %s = %v; want not found", strings.Join(args, " "), err)
+				}
+			}
+
+			es, err := st.ListAudit(t.Context(), storage.AuditFilter{Type: "auth.link.removed", Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != 1 {
+				t.Fatalf("auth.link.removed events = %d; want exactly 1", len(es))
+			}
+			var d map[string]any
+			if err := json.Unmarshal(es[0].Data, &d); err != nil || es[0].UserID != aliceID || d["connector_id"] != "google" || d["admin"] != "cli" {
+				t.Errorf("auth.link.removed = %+v %v; want alice, google, admin cli", es[0], d)
+			}
+		})
 	}
 }
