@@ -198,7 +198,7 @@ func (e *env) clientsCommand() *cobra.Command {
 }
 
 func (e *env) usersCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "users", Short: "user accounts: create, import, list, disable, enable, unlock, set-roles, set-password",
+	cmd := &cobra.Command{Use: "users", Short: "user accounts: create, import, list, disable, enable, unlock, set-roles, set-password, links, unlink",
 		Long: "User accounts. USER is a user's id, username or email. Every change goes through the functions\n" +
 			"the admin API uses and is recorded (audit trail, outbox) with admin \"cli\"."}
 	var nu identity.NewUser

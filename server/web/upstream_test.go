@@ -325,7 +325,9 @@ func TestConnectorUpstreamFailures(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			u := newUpstreamHarness(t, backend, identity.LinkPolicy{CreateUsers: true})
-			u.idp.set(func(f *fakeConnector) { f.identity = connector.Identity{Subject: "up-1", Email: "x@idp.test", EmailVerified: true} })
+			u.idp.set(func(f *fakeConnector) {
+				f.identity = connector.Identity{Subject: "up-1", Email: "x@idp.test", EmailVerified: true}
+			})
 			tests := []struct {
 				name      string
 				err       error
@@ -374,7 +376,10 @@ func TestConnectorUpstreamFailures(t *testing.T) {
 					}
 				})
 			}
-			u.idp.set(func(f *fakeConnector) { f.callbackErr = nil; f.loginErr = fmt.Errorf("%w: discovery", connector.ErrUpstream) })
+			u.idp.set(func(f *fakeConnector) {
+				f.callbackErr = nil
+				f.loginErr = fmt.Errorf("%w: discovery", connector.ErrUpstream)
+			})
 			p := u.browser().get("/connectors/example/login")
 			if p.status != http.StatusBadGateway || !strings.Contains(p.body, "Example is not answering") {
 				t.Fatalf("start with the provider down = %d:\n%s", p.status, p.body)
@@ -490,7 +495,9 @@ func TestConnectorStoreOutage(t *testing.T) {
 func TestConnectorCreationOff(t *testing.T) {
 	u := newUpstreamHarness(t, "sqlite", identity.LinkPolicy{CreateUsers: false})
 	u.createUser("erin", alicePassword)
-	u.idp.set(func(f *fakeConnector) { f.identity = connector.Identity{Subject: "up-9", Email: "someone@idp.test", EmailVerified: true} })
+	u.idp.set(func(f *fakeConnector) {
+		f.identity = connector.Identity{Subject: "up-9", Email: "someone@idp.test", EmailVerified: true}
+	})
 	b := u.browser()
 	state := b.start("example")
 	p := b.callback("example", url.Values{"state": {state}, "code": {"good-code"}})
