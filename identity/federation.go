@@ -146,6 +146,15 @@ func (f *Federation) SignIn(ctx context.Context, up Upstream, pol LinkPolicy, m 
 				return storage.User{}, err
 			}
 			if taken {
+				// A concurrent first sign-in of up may have made the
+				// account with this email (and its link) since signInLinked.
+				linked, err := f.linked(ctx, up)
+				if err != nil {
+					return storage.User{}, err
+				}
+				if linked && attempt < maxCreateAttempts {
+					continue
+				}
 				return storage.User{}, &LinkRequiredError{EmailTaken: true}
 			}
 		}
@@ -185,6 +194,18 @@ func (f *Federation) emailTaken(ctx context.Context, email string) (bool, error)
 		return false, fmt.Errorf("identity: sign in upstream: %w", err)
 	}
 	return strings.EqualFold(u.Email, email), nil
+}
+
+// linked reports whether up is linked to a user now.
+func (f *Federation) linked(ctx context.Context, up Upstream) (bool, error) {
+	_, err := f.store.GetLink(ctx, up.ConnectorID, up.Subject)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("identity: sign in upstream: %w", err)
+	}
+	return true, nil
 }
 
 // signInLinked signs up in through its link; storage.ErrNotFound when none.
@@ -296,6 +317,16 @@ func (f *Federation) create(ctx context.Context, up Upstream, email string, m Me
 					return storage.User{}, terr
 				}
 				if taken {
+					// Maybe by a concurrent first sign-in of up, which
+					// made the user and its link at once: look for the
+					// link after the email, so that it is seen then.
+					linked, lerr := f.linked(ctx, up)
+					if lerr != nil {
+						return storage.User{}, lerr
+					}
+					if linked {
+						return storage.User{}, ErrLinkedElsewhere
+					}
 					return storage.User{}, errEmailTaken
 				}
 			}
@@ -329,6 +360,16 @@ func (f *Federation) link(ctx context.Context, userID string, up Upstream, m Met
 		return storage.User{}, fmt.Errorf("identity: link: %w", err)
 	}
 	if u.Disabled {
+		if how != linkByPassword {
+			// A sign-in (by verified email) to a disabled account: record it
+			// as signInLinked does. A password link's check recorded its own.
+			if err := f.rec.Record(ctx, events.Event{
+				Type: events.LoginFailed, Subject: u.ID, ClientID: m.ClientID, IP: m.IP,
+				Data: map[string]any{"reason": ReasonDisabled, "via": ViaConnector, "connector_id": up.ConnectorID},
+			}); err != nil {
+				return storage.User{}, fmt.Errorf("identity: link: %w", err)
+			}
+		}
 		return storage.User{}, ErrInvalidCredentials
 	}
 	now := f.now().UTC()
@@ -410,7 +451,9 @@ func (f *Federation) Unlink(ctx context.Context, userID, connectorID, admin stri
 // DeriveUsername makes a valid username from what the upstream says: its
 // preferred username, else the local part of its email, else its name,
 // else "user"; lowercased, other characters than a-z 0-9 . _ - dropped
-// (spaces become '.'), cut to fit, and padded to the minimum length.
+// (spaces become '.'), leading and trailing '.', '_' and '-' trimmed, and
+// cut to leave room for a uniqueness suffix. A candidate left shorter than
+// the minimum length is skipped.
 func DeriveUsername(up Upstream) string {
 	local, _, _ := strings.Cut(up.Email, "@")
 	for _, cand := range []string{up.PreferredUsername, local, up.Name} {
@@ -427,17 +470,24 @@ const maxDerivedLen = MaxUsernameLen - 7
 func cleanUsername(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
+		var c byte
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-			b.WriteRune(r)
+			c = byte(r)
 		case r == ' ':
-			b.WriteByte('.')
+			c = '.'
+		default:
+			continue
 		}
+		if b.Len() == 0 && (c == '.' || c == '_' || c == '-') {
+			continue // trimmed before cutting, so it does not eat the room
+		}
+		b.WriteByte(c)
 		if b.Len() >= maxDerivedLen {
 			break
 		}
 	}
-	return strings.Trim(b.String(), ".-_")
+	return strings.TrimRight(b.String(), ".-_")
 }
 
 // suffixed is base with a random 6-digit suffix.
