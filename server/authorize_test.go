@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"html"
 	"io"
@@ -63,8 +62,7 @@ func signinServer(t *testing.T, st storage.Store) (*httptest.Server, string) {
 	var p *oauth.Provider
 	pages, err := web.New(web.Config{
 		Issuer: issuer, Secrets: [][]byte{[]byte(testSecret)}, Templates: set, Identity: ids, Users: st,
-		Sessions:       identity.NewSessions(st, identity.SessionOptions{}),
-		RedirectOrigin: func(ctx context.Context, q url.Values) (string, bool) { return p.RedirectOrigin(ctx, q) },
+		Sessions: identity.NewSessions(st, identity.SessionOptions{}),
 	})
 	if err != nil {
 		t.Fatal(err)

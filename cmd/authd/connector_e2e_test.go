@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -19,7 +20,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -472,4 +475,129 @@ func TestConnectorAuthdUpstream(t *testing.T) {
 	if claims := rp.exchange(t, p, nonce, verifier); claims["sub"] != aliceB || len(usersOf(t, bVars)) != 1 {
 		t.Fatalf("second sign-in: sub %v, users %v; want %s and one user", claims["sub"], usersOf(t, bVars), aliceB)
 	}
+}
+
+// TestBrowserConnectorThroughWebapp signs in, in a real browser, through
+// examples/webapp at authd B with authd A as the provider: bob is new at B
+// (created and linked); carol's email at A is an account's at B, which A
+// does not vouch for, so B asks for that account's password before linking.
+// Screenshots go to docs/screenshots/connector-*.png.
+func TestBrowserConnectorThroughWebapp(t *testing.T) {
+	chromium := chromiumPath(t)
+	if testing.Short() {
+		t.Skip("builds and runs authd, the webapp and a browser")
+	}
+	bVars := envFor(t, "sqlite://"+filepath.Join(t.TempDir(), "b.db"), nil)
+	a := startUpstreamA(t, bVars["AUTHD_ISSUER"])
+	cli(t, a.vars, "their password at A is long enough\n", "users", "create", "--username", "carol", "--email", "carol@example.com", "--password-stdin")
+	b := startDownstreamB(t, bVars, a.issuer, "http://"+freeAddr(t)+"/cb")
+	const carolPassword = "carol keeps a local password here"
+	cli(t, bVars, carolPassword+"\n", "users", "create", "--username", "carol-b", "--email", "carol@example.com", "--password-stdin")
+
+	webapp := filepath.Join(t.TempDir(), "webapp")
+	proctest.Build(t, webapp, "github.com/authd/authd/examples/webapp")
+	shopAddr := freeAddr(t)
+	const shopSecret = "shop-at-b-secret-0123456789abcdef0123456789"
+	cli(t, bVars, "", "clients", "create", "--id", "shop", "--name", "Example shop", "--secret", shopSecret,
+		"--grant-types", "authorization_code", "--scopes", "openid profile", "--redirect-uris", "http://"+shopAddr+"/callback", "--first-party")
+	proctest.Start(t, append(os.Environ(), "WEBAPP_CLIENT_SECRET="+shopSecret), "http://"+shopAddr+"/healthz", webapp,
+		"-addr", shopAddr, "-issuer", b.base, "-client-id", "shop", "-redirect-url", "http://"+shopAddr+"/callback",
+		"-audience", "", "-orders-url", "http://"+freeAddr(t))
+
+	// bob: B's login page → Continue with Authd A → A's login → A's consent → the shop.
+	ctx := newBrowser(t, chromium)
+	var buttons, upstreamURL, name, subject string
+	err := runSteps(ctx,
+		chromedp.Navigate("http://"+shopAddr+"/"),
+		chromedp.WaitVisible(`#sign-in`, chromedp.ByID),
+		chromedp.Click(`#sign-in`, chromedp.ByID),
+		chromedp.WaitVisible(`.connectors`, chromedp.ByQuery),
+		chromedp.Text(`.connectors`, &buttons, chromedp.ByQuery),
+		screenshot("connector-login"),
+		chromedp.Click(`//a[normalize-space()="Continue with `+connectorName+`"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`#password`, chromedp.ByID),
+		chromedp.Location(&upstreamURL),
+		chromedp.SendKeys(`#username`, "bob", chromedp.ByID),
+		chromedp.SendKeys(`#password`, "their password at A is long enough", chromedp.ByID),
+		chromedp.Submit(`#password`, chromedp.ByID),
+		chromedp.WaitVisible(`button[value="allow"]`, chromedp.ByQuery),
+		screenshot("connector-upstream-consent"),
+		chromedp.Click(`button[value="allow"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#subject`, chromedp.ByID),
+		chromedp.Text(`#username`, &name, chromedp.ByID),
+		chromedp.Text(`#subject`, &subject, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatalf("bob signing in through A: %v (at %s); B users %v", err, where(ctx), usersOf(t, bVars))
+	}
+	if !strings.Contains(buttons, "Continue with "+connectorName) || !strings.Contains(buttons, "Continue with Nowhere") {
+		t.Errorf("B's login page offers %q; want both connectors", buttons)
+	}
+	if !strings.HasPrefix(upstreamURL, a.issuer+"/login?") {
+		t.Errorf("'Continue with' led to %s; want A's login page", upstreamURL)
+	}
+	if users := usersOf(t, bVars); name != "bob" || subject != users["bob"] {
+		t.Errorf("the shop shows %q (%s); want B's new bob %s", name, subject, users["bob"])
+	}
+
+	// carol: B has an account with her email; she proves its password.
+	ctx = newBrowser(t, chromium)
+	var heading string
+	err = runSteps(ctx,
+		chromedp.Navigate("http://"+shopAddr+"/"),
+		chromedp.WaitVisible(`#sign-in`, chromedp.ByID),
+		chromedp.Click(`#sign-in`, chromedp.ByID),
+		chromedp.WaitVisible(`.connectors`, chromedp.ByQuery),
+		chromedp.Click(`//a[normalize-space()="Continue with `+connectorName+`"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`#password`, chromedp.ByID),
+		chromedp.SendKeys(`#username`, "carol", chromedp.ByID),
+		chromedp.SendKeys(`#password`, "their password at A is long enough", chromedp.ByID),
+		chromedp.Submit(`#password`, chromedp.ByID),
+		chromedp.WaitVisible(`button[value="allow"]`, chromedp.ByQuery),
+		chromedp.Click(`button[value="allow"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[action="/login/link"] button`, chromedp.ByQuery),
+		chromedp.Text(`#page-title`, &heading, chromedp.ByID),
+		chromedp.SendKeys(`#username`, "carol-b", chromedp.ByID),
+		chromedp.SendKeys(`#password`, carolPassword, chromedp.ByID),
+		screenshot("connector-link"),
+		chromedp.Submit(`#password`, chromedp.ByID),
+		chromedp.WaitVisible(`#subject`, chromedp.ByID),
+		chromedp.Text(`#username`, &name, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatalf("carol linking her account: %v (at %s)", err, where(ctx))
+	}
+	if heading != "Link your "+connectorName+" account" || name != "carol-b" {
+		t.Errorf("link page %q, then the shop names %q; want Link your %s account, carol-b", heading, name, connectorName)
+	}
+	if _, ok := usersOf(t, bVars)["carol"]; ok {
+		t.Error("B created a user carol; want carol's A account linked to carol-b")
+	}
+}
+
+// where is the browser's location and page text, for a failure message.
+func where(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var loc, text string
+	_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Text("body", &text, chromedp.ByQuery))
+	return loc + ": " + text
+}
+
+// runSteps runs the actions one by one, each within 15 s, and names the
+// one that failed.
+func runSteps(ctx context.Context, actions ...chromedp.Action) error {
+	// The browser belongs to the context of the first Run: start it on ctx.
+	if err := chromedp.Run(ctx); err != nil {
+		return err
+	}
+	for i, a := range actions {
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := chromedp.Run(sctx, a)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("step %d (%T): %w", i, a, err)
+		}
+	}
+	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -92,18 +91,14 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 		proxies = append(proxies, pfx)
 	}
 	clientIP := server.ClientIPFunc(proxies)
-	// The pages and the provider know each other: the authorize endpoint
-	// shows the pages, and the login page allows the origin of the
-	// redirect_uri its authorize request will send the browser to.
-	var provider *oauth.Provider
-	pages, err := d.pages(clientIP, func(ctx context.Context, q url.Values) (string, bool) {
-		return provider.RedirectOrigin(ctx, q)
-	})
+	// The authorize endpoint shows the pages.
+	pages, err := d.pages(clientIP)
 	if err != nil {
 		return err
 	}
 	ph.done("pages")
-	if provider, err = d.provider(clientIP, server.AuthorizePages(pages)); err != nil {
+	provider, err := d.provider(clientIP, server.AuthorizePages(pages))
+	if err != nil {
 		return err
 	}
 	ph.done("oauth provider")
@@ -429,7 +424,7 @@ func (e *env) applyMemoryLimit(cfg config.Config, log *slog.Logger) {
 // pages builds the browser pages: the templates (AUTHD_TEMPLATES_DIR's,
 // parsed now so that a broken page stops the start naming its file, or the
 // embedded ones) and browser sessions on the store.
-func (d *deps) pages(clientIP func(*http.Request) string, redirectOrigin func(context.Context, url.Values) (string, bool)) (*web.Pages, error) {
+func (d *deps) pages(clientIP func(*http.Request) string) (*web.Pages, error) {
 	set, err := templates.Embedded()
 	if d.cfg.TemplatesDir != "" {
 		set, err = templates.Dir(d.cfg.TemplatesDir)
@@ -453,6 +448,6 @@ func (d *deps) pages(clientIP func(*http.Request) string, redirectOrigin func(co
 		Sessions: identity.NewSessions(d.store, identity.SessionOptions{
 			TTL: d.cfg.SessionTTL, IdleTTL: d.cfg.SessionIdleTTL, Logger: d.log,
 		}),
-		ClientIP: clientIP, Logger: d.log, StoreUnavailable: unavailable, RedirectOrigin: redirectOrigin,
+		ClientIP: clientIP, Logger: d.log, StoreUnavailable: unavailable,
 	})
 }

@@ -478,25 +478,6 @@ func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirec
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// RedirectOrigin is the origin an authorize request's redirect_uri sends
-// the browser to, when the client registered it (for the login page's
-// form-action); ok false otherwise.
-func (p *Provider) RedirectOrigin(ctx context.Context, authorize url.Values) (string, bool) {
-	id, redirectURI := authorize.Get("client_id"), authorize.Get("redirect_uri")
-	if !clients.ValidID(id) {
-		return "", false
-	}
-	c, err := p.o.Store.GetClient(ctx, id)
-	if err != nil || !matchRedirectURI(redirectURI, c.RedirectURIs) {
-		return "", false
-	}
-	u, err := url.Parse(redirectURI)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", false
-	}
-	return u.Scheme + "://" + u.Host, true
-}
-
 func cloneValues(v url.Values) url.Values {
 	out := make(url.Values, len(v))
 	for k, vs := range v {

@@ -79,9 +79,8 @@ func TestLogout(t *testing.T) {
 		if !pg.isLogoutConfirm() || !strings.Contains(pg.body, "alice") {
 			t.Fatalf("GET logout with a session: %d at %s; want the confirmation naming alice:\n%s", pg.status, pg.url, pg.body)
 		}
-		if csp := pg.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://rp.example;") &&
-			!strings.HasSuffix(csp, "form-action 'self' https://rp.example") {
-			t.Errorf("confirmation CSP = %q; want form-action to allow https://rp.example", csp)
+		if csp := pg.header.Get("Content-Security-Policy"); csp == "" || strings.Contains(csp, "form-action") {
+			t.Errorf("confirmation CSP = %q; want one without form-action (the form ends at the client)", csp)
 		}
 		if s.signedIn(t, b, web) != true {
 			t.Fatal("showing the confirmation ended the session")

@@ -1,7 +1,6 @@
 package oauth_test
 
 import (
-	"context"
 	"html"
 	"io"
 	"net/http"
@@ -102,7 +101,6 @@ func newSignin(t testing.TB, st storage.Store) *signin {
 	pages, err := web.New(web.Config{
 		Issuer: issuer, Secrets: [][]byte{[]byte(secret)}, Templates: set, Identity: ids, Sessions: sessions,
 		Users: st, SessionTTL: 24 * time.Hour,
-		RedirectOrigin: func(ctx context.Context, q url.Values) (string, bool) { return s.p.RedirectOrigin(ctx, q) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/authd/authd/templates"
 )
@@ -51,7 +50,7 @@ func (p *Pages) Consent(w http.ResponseWriter, r *http.Request, v ConsentView) {
 	p.render(w, r, http.StatusOK, templates.PageConsent, templates.Consent{
 		Base: p.base(w, r, purposeConsent), Action: v.Action, ClientID: v.ClientID, ClientName: v.ClientName,
 		Username: v.Username, Scopes: words, Hidden: v.Hidden,
-	}, originOf(v.RedirectURI))
+	}, true)
 }
 
 // ConsentDecision reads a consent form's POST: allow is whether the user
@@ -70,17 +69,4 @@ func (p *Pages) ConsentDecision(w http.ResponseWriter, r *http.Request) (allow, 
 	}
 	p.Error(w, r, http.StatusBadRequest, "Choose Allow or Deny.")
 	return false, false
-}
-
-// originOf is the origin of an absolute http(s) URL, "" for anything else.
-func originOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	o := u.Scheme + "://" + u.Host
-	if !validOrigin(o) {
-		return ""
-	}
-	return o
 }

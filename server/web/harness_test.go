@@ -231,13 +231,28 @@ func (h *harness) audit(typ events.Type) []storage.AuditEntry {
 	return es
 }
 
-const wantCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+const (
+	leavingCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+	wantCSP    = leavingCSP + "; form-action 'self'"
+)
 
 // checkPageHeaders checks the security headers every page carries.
 func checkPageHeaders(t *testing.T, what string, h http.Header) {
 	t.Helper()
+	checkHeaders(t, what, h, wantCSP)
+}
+
+// checkLeavingPageHeaders checks them for a page whose form ends at a
+// client (no form-action).
+func checkLeavingPageHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	checkHeaders(t, what, h, leavingCSP)
+}
+
+func checkHeaders(t *testing.T, what string, h http.Header, csp string) {
+	t.Helper()
 	want := map[string]string{
-		"Content-Security-Policy": wantCSP,
+		"Content-Security-Policy": csp,
 		"X-Frame-Options":         "DENY",
 		"Referrer-Policy":         "no-referrer",
 		"Cache-Control":           "no-store",

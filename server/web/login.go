@@ -31,7 +31,7 @@ func (p *Pages) LoginForm(w http.ResponseWriter, r *http.Request) {
 	}
 	if returnTo == "" && !q.Has("switch") {
 		if _, u, err := p.Session(r); err == nil {
-			p.render(w, r, http.StatusOK, templates.PageSignedIn, templates.SignedIn{Base: p.base(w, r, ""), Username: u.Username, SwitchURL: switchPath}, "")
+			p.render(w, r, http.StatusOK, templates.PageSignedIn, templates.SignedIn{Base: p.base(w, r, ""), Username: u.Username, SwitchURL: switchPath}, false)
 			return
 		} else if !errors.Is(err, identity.ErrNoSession) {
 			p.Failure(w, r, err)
@@ -66,7 +66,7 @@ func (p *Pages) renderLogin(w http.ResponseWriter, r *http.Request, status int, 
 	p.render(w, r, status, templates.PageLogin, templates.Login{
 		Base: p.base(w, r, purposeLogin), Action: LoginPath, ReturnTo: returnTo, Username: username, Error: msg,
 		SignupURL: signupURL(returnTo), Connectors: p.connectorButtons(returnTo),
-	}, p.formTarget(r.Context(), returnTo))
+	}, leaves(returnTo))
 }
 
 // Login serves POST /login (server puts the token endpoint's rate limit

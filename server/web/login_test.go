@@ -28,7 +28,7 @@ func TestLoginSuccess(t *testing.T) {
 				!strings.Contains(form.body, `name="return_to" value="/oauth2/authorize?client_id=app&amp;response_type=code&amp;state=s1"`) {
 				t.Fatalf("GET /login = %d:\n%s", form.status, form.body)
 			}
-			checkPageHeaders(t, "GET /login", form.header)
+			checkLeavingPageHeaders(t, "GET /login", form.header)
 			res := b.post("/login", url.Values{"csrf_token": {form.token(t)}, "username": {"ALICE"}, "password": {alicePassword}, "return_to": {returnTo}})
 			if res.status != http.StatusSeeOther || res.header.Get("Location") != returnTo {
 				t.Fatalf("POST /login = %d, Location %q; want 303 to %s\n%s", res.status, res.header.Get("Location"), returnTo, res.body)

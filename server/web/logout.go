@@ -28,7 +28,7 @@ func (p *Pages) LogoutConfirm(w http.ResponseWriter, r *http.Request, v LogoutVi
 		p.Failure(w, r, err)
 		return
 	}
-	p.render(w, r, http.StatusOK, templates.PageLogout, data, originOf(v.RedirectURI))
+	p.render(w, r, http.StatusOK, templates.PageLogout, data, v.RedirectURI != "")
 }
 
 // LogoutForm checks a logout confirmation's POST (its CSRF token); false
@@ -40,5 +40,5 @@ func (p *Pages) LogoutForm(w http.ResponseWriter, r *http.Request) bool {
 // LoggedOut renders the page after signing out, for a logout with nowhere
 // to return to.
 func (p *Pages) LoggedOut(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, templates.PageLogout, templates.Logout{Base: p.base(w, r, ""), Done: true}, "")
+	p.render(w, r, http.StatusOK, templates.PageLogout, templates.Logout{Base: p.base(w, r, ""), Done: true}, false)
 }

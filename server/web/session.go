@@ -114,36 +114,6 @@ func redirectAfterSignIn(w http.ResponseWriter, returnTo string) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// formTarget is the origin a sign-in form's page allows in form-action:
-// where the authorize request it returns to will redirect (see
-// Config.RedirectOrigin); "" for none.
-func (p *Pages) formTarget(ctx context.Context, returnTo string) string {
-	if p.cfg.RedirectOrigin == nil || !ValidReturnTo(returnTo) {
-		return ""
-	}
-	q, err := url.ParseQuery(returnTo[len(AuthorizePath)+1:])
-	if err != nil {
-		return ""
-	}
-	origin, ok := p.cfg.RedirectOrigin(ctx, q)
-	if !ok || !validOrigin(origin) {
-		return ""
-	}
-	return origin
-}
-
-// validOrigin accepts an http(s) origin fit for a CSP source list: scheme,
-// host and port only, nothing that could end the directive.
-func validOrigin(o string) bool {
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return false
-	}
-	for i := 0; i < len(o); i++ {
-		if c := o[i]; c <= ' ' || c >= 0x7f || c == ';' || c == ',' || c == '\'' || c == '*' {
-			return false
-		}
-	}
-	return true
-}
+// leaves reports whether a sign-in form returning to returnTo ends at a
+// client: when it returns to an authorize request (see leavingCSP).
+func leaves(returnTo string) bool { return ValidReturnTo(returnTo) }

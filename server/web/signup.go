@@ -36,7 +36,7 @@ func (p *Pages) renderSignup(w http.ResponseWriter, r *http.Request, status int,
 	v.Base = p.base(w, r, purposeSignup)
 	v.Action = SignupPath
 	v.LoginURL = LoginURL(v.ReturnTo)
-	p.render(w, r, status, templates.PageSignup, v, p.formTarget(r.Context(), v.ReturnTo))
+	p.render(w, r, status, templates.PageSignup, v, leaves(v.ReturnTo))
 }
 
 // Signup serves POST /signup (rate-limited like Login): identity's CreateUser (the JSON signup's

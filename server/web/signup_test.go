@@ -16,7 +16,7 @@ func TestSignup(t *testing.T) {
 			h.createUser("taken", alicePassword)
 			b := h.browser()
 			form := b.get("/signup?" + url.Values{"return_to": {returnTo}}.Encode())
-			checkPageHeaders(t, "GET /signup", form.header)
+			checkLeavingPageHeaders(t, "GET /signup", form.header)
 			for _, want := range []string{`autocomplete="username"`, `autocomplete="email"`, `autocomplete="new-password"`, `href="/login?return_to=`} {
 				if !strings.Contains(form.body, want) {
 					t.Errorf("signup page lacks %s", want)
@@ -31,7 +31,7 @@ func TestSignup(t *testing.T) {
 			if p.status != http.StatusBadRequest {
 				t.Errorf("invalid signup = %d; want 400", p.status)
 			}
-			checkPageHeaders(t, "invalid signup", p.header)
+			checkLeavingPageHeaders(t, "invalid signup", p.header)
 			for _, want := range []string{
 				`id="username-error"`, "Username must be 3 to 64 characters.",
 				`id="email-error"`, "Email address must be a single address such as name@example.com.",

@@ -128,8 +128,7 @@ func (p *Pages) connector(id string) (Connector, bool) {
 
 // ConnectorLogin serves GET ConnectorLoginPath(id): the "Continue with"
 // link. It saves the flow and sends the browser to the provider. (A link,
-// not a form: a form's CSP form-action would have to name every provider's
-// origin. Starting a flow changes nothing here; its callback is what the
+// not a form, so that the login page's CSP can keep form-action. Starting a flow changes nothing here; its callback is what the
 // state and the browser binding protect.)
 func (p *Pages) ConnectorLogin(w http.ResponseWriter, r *http.Request, id string) {
 	c, ok := p.connector(id)
@@ -200,6 +199,11 @@ func (p *Pages) ConnectorCallback(w http.ResponseWriter, r *http.Request, id str
 	case errors.Is(err, identity.ErrInvalidCredentials):
 		p.errorWith(w, r, http.StatusForbidden, "Account disabled", msgAccountDisabled)
 		return
+	case errors.Is(err, identity.ErrAlreadyLinked):
+		// The account with the provider's verified email has another
+		// identity of this provider linked.
+		p.errorWith(w, r, http.StatusConflict, "Already linked", fmt.Sprintf(msgAlreadyLinked, c.Connector.Name()))
+		return
 	case err != nil:
 		p.Failure(w, r, err)
 		return
@@ -231,7 +235,7 @@ func (p *Pages) startLink(w http.ResponseWriter, r *http.Request, c Connector, f
 	if f.EmailTaken {
 		data.Email = f.Identity.Email
 	}
-	p.render(w, r, status, templates.PageLink, data, p.formTarget(r.Context(), f.ReturnTo))
+	p.render(w, r, status, templates.PageLink, data, leaves(f.ReturnTo))
 }
 
 // Link serves POST LinkPath: the person proves a local account's password;

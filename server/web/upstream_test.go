@@ -412,7 +412,7 @@ func TestConnectorLinkByPassword(t *testing.T) {
 			if p.status != http.StatusOK || !strings.Contains(p.body, "Link your Example account") || !strings.Contains(p.body, "alice@example.com") {
 				t.Fatalf("callback = %d; want the link page naming the email:\n%s", p.status, p.body)
 			}
-			checkPageHeaders(t, "link page", p.header)
+			checkLeavingPageHeaders(t, "link page", p.header)
 			if b.cookie("authd_session") != "" || len(u.links(alice.ID)) != 0 {
 				t.Fatal("signed in or linked before the password")
 			}

@@ -54,17 +54,10 @@ type Config struct {
 	// SessionTTL is the session cookie's Max-Age (the session's absolute
 	// lifetime); 0 makes it a cookie that ends with the browser.
 	SessionTTL time.Duration
-	// RedirectOrigin, given the query of an authorize request that a
-	// sign-in will return to, names the origin that request's redirect_uri
-	// will send the browser to when the client registered it (the
-	// authorize endpoint's matching rules): the form's page allows it in
-	// form-action, since browsers apply form-action to every redirect that
-	// follows a form's submission. Nil allows authd's own origin only.
-	RedirectOrigin func(ctx context.Context, authorize url.Values) (origin string, ok bool)
-	ClientIP       func(*http.Request) string // nil: the connection's peer address
-	SiteName       string                     // shown above each page's heading; "authd" when empty
-	Logger         *slog.Logger
-	Now            func() time.Time
+	ClientIP   func(*http.Request) string // nil: the connection's peer address
+	SiteName   string                     // shown above each page's heading; "authd" when empty
+	Logger     *slog.Logger
+	Now        func() time.Time
 	// StoreUnavailable, when set, hears of each request answered 503
 	// because the store could not serve (for a metric).
 	StoreUnavailable func(error)
@@ -129,16 +122,31 @@ const (
 	AuthorizePath = "/oauth2/authorize"
 )
 
-// pageCSP is every page's Content-Security-Policy, less form-action.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// pageCSP is the Content-Security-Policy of a page whose forms stay on
+// authd; leavingCSP that of a page whose form's submission ends at a
+// client (a sign-in or consent that returns to an authorize request, a
+// logout confirmation with a post_logout_redirect_uri).
+//
+// A page that leaves has no form-action: browsers apply form-action to
+// every redirect that follows a submission, and the chain goes on past the
+// client's redirect URI, wherever the client sends the browser next (its
+// callback redirecting to its app on another origin, or authd's own
+// connector callback going on to the client authd signs the person in
+// to), which authd cannot know. Such a page still runs no script, loads
+// nothing but authd's stylesheet, is never framed, and html/template
+// escapes everything it shows, so no form can be injected into it.
+const (
+	leavingCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+	pageCSP    = leavingCSP + "; form-action 'self'"
+)
 
 // setPageHeaders marks an answer as a page: HTML that no one frames,
-// caches or learns the address of, and that runs no script. extraForm is
-// an origin the page's forms may end up at after redirects ("" for none).
-func setPageHeaders(h http.Header, extraForm string) {
+// caches or learns the address of, and that runs no script. leaves says
+// that the page's form ends at a client (see leavingCSP).
+func setPageHeaders(h http.Header, leaves bool) {
 	csp := pageCSP
-	if extraForm != "" {
-		csp += " " + extraForm
+	if leaves {
+		csp = leavingCSP
 	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", csp)
@@ -159,19 +167,20 @@ func (p *Pages) base(w http.ResponseWriter, r *http.Request, purpose string) tem
 	return b
 }
 
-// render writes page with data and status. A template that fails (an
+// render writes page with data and status; leaves says that the page's
+// form ends at a client (see leavingCSP). A template that fails (an
 // operator's copy the start-up check could not catch) is logged and
 // answered with a bare 500.
-func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, page templates.Page, data any, extraForm string) {
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, page templates.Page, data any, leaves bool) {
 	var buf bytes.Buffer
 	if err := p.cfg.Templates.Execute(&buf, page, data); err != nil {
 		p.log.ErrorContext(r.Context(), "web: render page", "page", string(page), "error", err)
-		setPageHeaders(w.Header(), "")
+		setPageHeaders(w.Header(), false)
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("<!doctype html><title>Error</title><p>The page could not be shown.</p>\n"))
 		return
 	}
-	setPageHeaders(w.Header(), extraForm)
+	setPageHeaders(w.Header(), leaves)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -214,7 +223,7 @@ func (p *Pages) errorWith(w http.ResponseWriter, r *http.Request, status int, he
 	}
 	p.render(w, r, status, templates.PageError, templates.Error{
 		Base: p.base(w, r, ""), Heading: heading, Message: message, RetryAfter: retry,
-	}, "")
+	}, false)
 }
 
 // Messages of the error pages.
