@@ -138,3 +138,55 @@ func TestDevIssuerFollowsListenAddress(t *testing.T) {
 		t.Errorf("dev issuer on %s = %v; want http://%s", addr, doc["issuer"], addr)
 	}
 }
+
+// Every problem of every connector is reported by serve together with the
+// rest of the configuration, secrets never shown; the other verbs do not
+// check connectors.
+func TestCLIConfigConnectorProblems(t *testing.T) {
+	yaml := filepath.Join(t.TempDir(), "authd.yaml")
+	body := `connectors:
+  - id: Google
+    type: oidc
+    name: Google
+    issuer: http://accounts.example.com
+    client_id: gid
+    client_secret: the-google-secret-value
+  - id: gh
+    type: gitlab
+    client_secret: the-github-secret-value
+  - id: gh
+    type: github
+    name: GitHub
+    client_id: x
+    client_secret: y
+    api_url: not a url
+`
+	if err := os.WriteFile(yaml, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"AUTHD_DEV": "true", "AUTHD_SECRET": testSecret, "AUTHD_DATA_DIR": t.TempDir(), "AUTHD_CONFIG": yaml,
+		"AUTHD_DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "authd.db"), "AUTHD_ACCESS_TOKEN_TTL": "-1s",
+	}
+	_, _, err := runCLI(t, vars, "", "serve")
+	if err == nil {
+		t.Fatal("serve = nil; want the connectors' problems")
+	}
+	for _, want := range []string{
+		"AUTHD_ACCESS_TOKEN_TTL",
+		`connectors[0]: connector "Google": id must be`, `connectors[0]: connector "Google": issuer: "http://accounts.example.com" must use https`,
+		`connectors[1]: connector "gh": unknown type "gitlab"`, `connectors[1]: connector "gh": name is required`, `connectors[1]: connector "gh": client_id is required`,
+		`connectors[2]: id "gh" is used twice`, `connectors[2]: connector "gh": api_url`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("serve = %v\nwant it to name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "the-google-secret-value") || strings.Contains(err.Error(), "the-github-secret-value") {
+		t.Errorf("a connector secret is shown: %v", err)
+	}
+	delete(vars, "AUTHD_ACCESS_TOKEN_TTL")
+	if _, _, err := runCLI(t, vars, "", "clients", "list"); err != nil && strings.Contains(err.Error(), "connector \"") {
+		t.Errorf("clients list checks the connectors: %v", err)
+	}
+}

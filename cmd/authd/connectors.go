@@ -34,8 +34,16 @@ func connectorConfig(issuer string, c config.Connector) connector.Config {
 func connectorProblems(cfg config.Config) []error {
 	var errs []error
 	for i, c := range cfg.Connectors {
-		if err := connectorConfig(cfg.Issuer, c).Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("config: %s[%d]: %w", config.ConnectorsKey, i, err))
+		err := connectorConfig(cfg.Issuer, c).Validate()
+		if err == nil {
+			continue
+		}
+		each := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			each = j.Unwrap()
+		}
+		for _, e := range each { // one line per problem, each naming the item
+			errs = append(errs, fmt.Errorf("config: %s[%d]: %w", config.ConnectorsKey, i, e))
 		}
 	}
 	return errs
