@@ -6,14 +6,6 @@
 // would stay resident until the forced collection two minutes later. The
 // Releaser watches how much the process allocates; when a quiet interval
 // follows real work, it collects and releases once (debug.FreeOSMemory).
-//
-// A release also unmaps the pages of the executable's read-only segments
-// (code and constants) from the process (see dropExecutablePages, Linux
-// only). Package initialisation touches megabytes of them that serving never
-// reads again (protobuf descriptors and the init code of OpenTelemetry,
-// gRPC and the like, linked in through fosite); they count in the RSS
-// (RssFile) for the process's life otherwise. They stay in the page cache:
-// pages still in use come back on their next access as minor faults.
 package idlemem
 
 import (
@@ -45,14 +37,7 @@ type Releaser struct {
 
 // New returns a Releaser of the process's own memory, with the defaults.
 func New() *Releaser {
-	return newReleaser(heapAllocated, releaseAll)
-}
-
-// releaseAll collects, hands the free heap back to the operating system and
-// unmaps the executable's read-only pages.
-func releaseAll() {
-	debug.FreeOSMemory()
-	dropExecutablePages()
+	return newReleaser(heapAllocated, debug.FreeOSMemory)
 }
 
 func newReleaser(allocated func() uint64, release func()) *Releaser {
@@ -62,11 +47,8 @@ func newReleaser(allocated func() uint64, release func()) *Releaser {
 	return r
 }
 
-// Run releases once at once (call it when start-up is done: its garbage and
-// the executable pages only package initialisation read go back), then
-// checks every interval until ctx is done.
+// Run checks every interval until ctx is done.
 func (r *Releaser) Run(ctx context.Context) {
-	r.releaseNow()
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	for {
@@ -88,14 +70,10 @@ func (r *Releaser) tick() bool {
 	if !quiet || now-r.released < r.after {
 		return false
 	}
-	r.releaseNow()
-	return true
-}
-
-func (r *Releaser) releaseNow() {
 	r.release()
 	r.released = r.allocated() // the release's own allocations are not work
 	r.last = r.released
+	return true
 }
 
 var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}

@@ -78,25 +78,3 @@ func TestNewAndRun(t *testing.T) {
 		t.Fatal("Run did not stop with its context")
 	}
 }
-
-// Run releases once as soon as it starts (start-up's garbage and pages),
-// before any interval has passed.
-func TestRunReleasesAtStart(t *testing.T) {
-	var allocated uint64 = 5 << 20
-	released := make(chan struct{}, 4)
-	r := newReleaser(func() uint64 { return allocated }, func() { released <- struct{}{} })
-	r.every = time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	select {
-	case <-released:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not release at start")
-	}
-	cancel()
-	<-done
-	if n := len(released); n != 0 {
-		t.Errorf("%d more releases; want exactly one", n)
-	}
-}

@@ -1,6 +1,0 @@
-//go:build !linux
-
-package idlemem
-
-// dropExecutablePages does nothing outside Linux.
-func dropExecutablePages() {}
