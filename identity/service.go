@@ -65,6 +65,12 @@ type Options struct {
 	// HashObserver, when set, hears how long each password hash and each
 	// password check took (for a duration histogram).
 	HashObserver HashObserver
+	// NoCollection turns off the collection after each hash (see collect):
+	// about a fifth more password checks a second on 2 CPUs, against the
+	// heap holding the blocks of recent hashes (peak RSS under 16
+	// concurrent logins 130-150 MiB instead of about 93). For a process
+	// without a memory limit.
+	NoCollection bool
 }
 
 // HashObserver is told the duration of the service's password hashing: op
@@ -122,7 +128,8 @@ type Service struct {
 	queueTimeout time.Duration // how long they wait before ErrBusy
 	queueMax     int           // how many may wait on one account
 
-	collecting atomic.Bool // a collection after a hash is running (collect)
+	collecting   atomic.Bool // a collection after a hash is running (collect)
+	noCollection bool        // Options.NoCollection
 
 	noUser      string       // an id no user has: unknown users' store round trips go to it
 	bcryptPad   atomic.Int32 // bcrypt cost every check is padded to; 0 for none
@@ -150,6 +157,8 @@ func NewService(store Store, rec *events.Recorder, opts Options) *Service {
 		now:       opts.Now,
 		log:       opts.Logger,
 		hashObs:   opts.HashObserver,
+
+		noCollection: opts.NoCollection,
 
 		queueTimeout: defaultQueueTimeout,
 		queueMax:     defaultQueueMax,
@@ -212,7 +221,7 @@ const collectAboveKiB = 1024
 // logins/s. One collection runs at a time: a hash that ends meanwhile
 // shares it.
 func (s *Service) collect() {
-	if s.hasher.params.Memory < collectAboveKiB || !s.collecting.CompareAndSwap(false, true) {
+	if s.noCollection || s.hasher.params.Memory < collectAboveKiB || !s.collecting.CompareAndSwap(false, true) {
 		return
 	}
 	runtime.GC()

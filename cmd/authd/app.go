@@ -9,9 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -126,6 +128,10 @@ func openObserved(ctx context.Context, cfg config.Config, log *slog.Logger, migr
 	idOpts := identity.Options{
 		LockoutThreshold: cfg.LockoutThreshold, LockoutDuration: cfg.LockoutDuration, Logger: log,
 		Blocklist: blocklist.Common(),
+		// Collect after each hash only under a soft memory limit
+		// (AUTHD_MEMORY_LIMIT or GOMEMLIMIT; serve sets it before this):
+		// without one, the operator chose login throughput over memory.
+		NoCollection: debug.SetMemoryLimit(-1) == math.MaxInt64,
 	}
 	if m != nil {
 		tx = events.NewCommitStore(st)
