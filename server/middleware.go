@@ -110,6 +110,14 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if sw.status >= 500 {
 				level = slog.LevelError
 			}
+			if !s.log.Enabled(r.Context(), level) {
+				return
+			}
+			if s.access != nil && level == slog.LevelInfo {
+				s.access.write(accessLine{time: time.Now(), requestID: id, method: r.Method, path: r.URL.Path,
+					status: sw.status, bytes: sw.bytes, durationMS: float64(d.Microseconds()) / 1000, ip: s.clientIP(r)})
+				return
+			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status), slog.Int("bytes", sw.bytes), slog.Float64("duration_ms", float64(d.Microseconds())/1000),

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -92,6 +93,10 @@ type Config struct {
 	Pages           *web.Pages // the browser pages (login, signup); nil serves none
 	Checks          []Check
 	Logger          *slog.Logger
+	// AccessLog, when set, is the writer Logger's JSON handler writes to:
+	// the INFO access lines are encoded straight into it, in that
+	// handler's format (see accesslog.go); nil sends them through Logger.
+	AccessLog io.Writer
 	Registry        *prometheus.Registry       // nil: Metrics' registry, or a new one
 	Metrics         *Metrics                   // nil: new metrics on Registry
 	HSTS            bool                       // set when serving TLS
@@ -106,6 +111,7 @@ type Config struct {
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
+	access    *accessWriter // nil: access lines go through log
 	router    *mux.Router
 	metrics   *Metrics
 	limiter   *ipLimiter
@@ -161,6 +167,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Metrics are on another registry than Registry")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, ipOf: cfg.ClientIP, metrics: cfg.Metrics}
+	if cfg.AccessLog != nil {
+		s.access = newAccessWriter(cfg.AccessLog)
+	}
 	if s.ipOf == nil {
 		s.ipOf = ClientIPFunc(nil)
 	}

@@ -130,7 +130,7 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	}
 	srv, err := server.New(server.Config{
 		Issuer: cfg.Issuer, OAuth: provider, Keys: d.keys, Store: d.store, Identity: d.identity,
-		Recorder: d.recorder, Clients: d.clients, Links: d.federate, Pages: pages, Checks: checks, Logger: log, Metrics: metrics,
+		Recorder: d.recorder, Clients: d.clients, Links: d.federate, Pages: pages, Checks: checks, Logger: log, AccessLog: logw, Metrics: metrics,
 		HSTS: cfg.TLS(), RateLimitPerMin: cfg.RateLimitTokenPerMin, SharedLimiter: sharedLimiter, ClientIP: clientIP,
 	})
 	if err != nil {
