@@ -82,21 +82,21 @@ type Check struct {
 
 // Config is everything the HTTP layer needs; cmd/authd fills it.
 type Config struct {
-	Issuer          string
-	OAuth           *oauth.Provider
-	Keys            KeySet
-	Store           Store
-	Identity        Identity
-	Recorder        Recorder
-	Clients         Clients
-	Links           Links      // users' links to upstream identities; nil serves no link routes
-	Pages           *web.Pages // the browser pages (login, signup); nil serves none
-	Checks          []Check
-	Logger          *slog.Logger
+	Issuer   string
+	OAuth    *oauth.Provider
+	Keys     KeySet
+	Store    Store
+	Identity Identity
+	Recorder Recorder
+	Clients  Clients
+	Links    Links      // users' links to upstream identities; nil serves no link routes
+	Pages    *web.Pages // the browser pages (login, signup); nil serves none
+	Checks   []Check
+	Logger   *slog.Logger
 	// AccessLog, when set, is the writer Logger's JSON handler writes to:
 	// the INFO access lines are encoded straight into it, in that
 	// handler's format (see accesslog.go); nil sends them through Logger.
-	AccessLog io.Writer
+	AccessLog       io.Writer
 	Registry        *prometheus.Registry       // nil: Metrics' registry, or a new one
 	Metrics         *Metrics                   // nil: new metrics on Registry
 	HSTS            bool                       // set when serving TLS
