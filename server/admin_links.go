@@ -30,7 +30,9 @@ type linkDocument struct {
 	LastLoginAt time.Time `json:"last_login_at"`
 }
 
-func linksDocument(ls []storage.Link) map[string]any {
+// LinksDocument is the body of GET /api/v1/admin/users/{id}/links for ls;
+// the CLI prints the same.
+func LinksDocument(ls []storage.Link) map[string]any {
 	out := make([]linkDocument, 0, len(ls))
 	for _, l := range ls {
 		out = append(out, linkDocument{
@@ -41,10 +43,6 @@ func linksDocument(ls []storage.Link) map[string]any {
 	return map[string]any{"links": out}
 }
 
-// LinksDocument is the body of GET /api/v1/admin/users/{id}/links for ls,
-// for the CLI to print the same shape.
-func LinksDocument(ls []storage.Link) any { return linksDocument(ls) }
-
 // listLinks serves GET /api/v1/admin/users/{id}/links.
 func (s *Server) listLinks(w http.ResponseWriter, r *http.Request) {
 	ls, err := s.cfg.Links.Links(r.Context(), mux.Vars(r)["id"])
@@ -52,7 +50,7 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSONStatus(w, http.StatusOK, linksDocument(ls))
+	writeJSONStatus(w, http.StatusOK, LinksDocument(ls))
 }
 
 // deleteLink serves DELETE /api/v1/admin/users/{id}/links/{connector_id}:

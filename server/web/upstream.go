@@ -2,10 +2,8 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -218,11 +216,7 @@ func (p *Pages) ConnectorCallback(w http.ResponseWriter, r *http.Request, id str
 // startLink saves f as a link flow and renders the link page with a fresh
 // token (each token is good for one submission).
 func (p *Pages) startLink(w http.ResponseWriter, r *http.Request, c Connector, f flow, username, msg string, status int) {
-	token, err := randomToken()
-	if err != nil {
-		p.Failure(w, r, err)
-		return
-	}
+	token := newRandom()
 	binding := p.bindBrowser(w, r)
 	if err := p.saveFlow(r.Context(), token, binding, c.Connector.ID(), f); err != nil {
 		p.Failure(w, r, err)
@@ -361,11 +355,9 @@ func (p *Pages) saveFlow(ctx context.Context, value, binding, connectorID string
 // set now if it has none) and refreshes the cookie. One value serves every
 // flow of the browser, so that two tabs do not undo each other.
 func (p *Pages) bindBrowser(w http.ResponseWriter, r *http.Request) string {
-	value := ""
-	if c, err := r.Cookie(p.cookies.upstream); err == nil && validRandomToken(c.Value) {
+	value := newRandom()
+	if c, err := r.Cookie(p.cookies.upstream); err == nil && validRandom(c.Value) {
 		value = c.Value
-	} else if v, err := randomToken(); err == nil {
-		value = v
 	}
 	// SameSite=Lax: the provider's redirect back is a top-level GET, which
 	// brings Lax cookies along.
@@ -430,19 +422,4 @@ func (p *Pages) connectorMeta(r *http.Request) identity.Meta {
 func hashHex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
-}
-
-// randomToken is 32 random bytes, base64url.
-func randomToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("web: random token: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// validRandomToken reports whether s looks like randomToken's output.
-func validRandomToken(s string) bool {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	return err == nil && len(b) == 32
 }
