@@ -29,8 +29,9 @@ type Connector struct {
 	// CreateUsers lets a first sign-in create a local user (default true).
 	CreateUsers bool `yaml:"create_users"`
 	// LinkVerifiedEmail lets a first sign-in link to the local account that
-	// has the provider's email, when the provider says it verified it
-	// (default false: the person proves the local password first).
+	// has the provider's email, when the provider says it verified it and
+	// a provider vouched for it as the account's before (default false:
+	// the person proves the local password first).
 	LinkVerifiedEmail bool `yaml:"link_verified_email"`
 }
 

@@ -103,8 +103,9 @@ const maxCreateAttempts = 8
 
 // SignIn returns the local user up signs in as, under pol:
 //   - linked: the linked user (the link's LastLoginAt is updated);
-//   - else, pol.LinkVerifiedEmail and a verified email that a local account
-//     has: a new link to that account;
+//   - else, pol.LinkVerifiedEmail, a verified email that a local account
+//     has, and a provider that vouched for that email as the account's
+//     before (see vouched): a new link to that account;
 //   - else, a local account has the email: *LinkRequiredError{EmailTaken};
 //   - else, pol.CreateUsers: a new user (username derived from the
 //     upstream's and made unique, the email only when verified, no
@@ -127,36 +128,34 @@ func (f *Federation) SignIn(ctx context.Context, up Upstream, pol LinkPolicy, m 
 		if !errors.Is(err, storage.ErrNotFound) {
 			return u, err
 		}
-		if email != "" && up.EmailVerified && pol.LinkVerifiedEmail {
-			u, err := f.store.GetUserByLogin(ctx, email)
-			switch {
-			case err == nil && strings.EqualFold(u.Email, email):
-				u, err = f.link(ctx, u.ID, up, m, "verified_email")
+		owner, taken, err := f.emailOwner(ctx, up.Email)
+		if err != nil {
+			return storage.User{}, err
+		}
+		if taken {
+			vouched := false
+			if email != "" && pol.LinkVerifiedEmail {
+				if vouched, err = f.vouched(ctx, owner.ID, email); err != nil {
+					return storage.User{}, err
+				}
+			}
+			if vouched {
+				u, err := f.link(ctx, owner.ID, up, m, "verified_email")
 				if errors.Is(err, ErrLinkedElsewhere) && attempt < maxCreateAttempts {
 					continue // linked meanwhile: sign in through that link
 				}
 				return u, err
-			case err != nil && !errors.Is(err, storage.ErrNotFound):
-				return storage.User{}, fmt.Errorf("identity: sign in upstream: %w", err)
 			}
-		}
-		if up.Email != "" {
-			taken, err := f.emailTaken(ctx, up.Email)
+			// A concurrent first sign-in of up may have made the account
+			// with this email (and its link) since signInLinked.
+			linked, err := f.linked(ctx, up)
 			if err != nil {
 				return storage.User{}, err
 			}
-			if taken {
-				// A concurrent first sign-in of up may have made the
-				// account with this email (and its link) since signInLinked.
-				linked, err := f.linked(ctx, up)
-				if err != nil {
-					return storage.User{}, err
-				}
-				if linked && attempt < maxCreateAttempts {
-					continue
-				}
-				return storage.User{}, &LinkRequiredError{EmailTaken: true}
+			if linked && attempt < maxCreateAttempts {
+				continue
 			}
+			return storage.User{}, &LinkRequiredError{EmailTaken: true}
 		}
 		if !pol.CreateUsers {
 			return storage.User{}, &LinkRequiredError{}
@@ -181,19 +180,38 @@ func (f *Federation) usableEmail(up Upstream) string {
 	return up.Email
 }
 
-// emailTaken reports whether a local account has email as its email.
-func (f *Federation) emailTaken(ctx context.Context, email string) (bool, error) {
-	if ValidateEmail(email) != nil {
-		return false, nil
+// emailOwner returns the local account whose email is email; taken is
+// false when there is none (or email is empty or invalid).
+func (f *Federation) emailOwner(ctx context.Context, email string) (u storage.User, taken bool, err error) {
+	if email == "" || ValidateEmail(email) != nil {
+		return storage.User{}, false, nil
 	}
-	u, err := f.store.GetUserByLogin(ctx, email)
+	u, err = f.store.GetUserByLogin(ctx, email)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
+		return storage.User{}, false, nil
 	case err != nil:
+		return storage.User{}, false, fmt.Errorf("identity: sign in upstream: %w", err)
+	}
+	return u, strings.EqualFold(u.Email, email), nil
+}
+
+// vouched reports whether a provider has vouched for email as the user's:
+// one of the user's links was made with it as a verified email. Local
+// signups do not verify emails, so a local account's email alone proves
+// nothing: linking by it would hand the account's owner-to-be to whoever
+// signed up first with that address (account pre-hijacking).
+func (f *Federation) vouched(ctx context.Context, userID, email string) (bool, error) {
+	ls, err := f.store.ListUserLinks(ctx, userID)
+	if err != nil {
 		return false, fmt.Errorf("identity: sign in upstream: %w", err)
 	}
-	return strings.EqualFold(u.Email, email), nil
+	for _, l := range ls {
+		if strings.EqualFold(l.Email, email) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // linked reports whether up is linked to a user now.
@@ -284,7 +302,7 @@ func (f *Federation) create(ctx context.Context, up Upstream, email string, m Me
 				return err
 			}
 			if err := f.store.CreateLink(ctx, storage.Link{
-				ConnectorID: up.ConnectorID, Subject: up.Subject, UserID: u.ID, Email: up.Email,
+				ConnectorID: up.ConnectorID, Subject: up.Subject, UserID: u.ID, Email: email,
 				CreatedAt: now, LastLoginAt: now,
 			}); err != nil {
 				if errors.Is(err, storage.ErrConflict) {
@@ -312,7 +330,7 @@ func (f *Federation) create(ctx context.Context, up Upstream, email string, m Me
 		case errors.Is(err, storage.ErrConflict):
 			// The username or the email is taken (or was, a moment ago).
 			if email != "" {
-				taken, terr := f.emailTaken(ctx, email)
+				_, taken, terr := f.emailOwner(ctx, email)
 				if terr != nil {
 					return storage.User{}, terr
 				}
@@ -375,7 +393,7 @@ func (f *Federation) link(ctx context.Context, userID string, up Upstream, m Met
 	now := f.now().UTC()
 	err = f.store.InTx(ctx, func(ctx context.Context) error {
 		if err := f.store.CreateLink(ctx, storage.Link{
-			ConnectorID: up.ConnectorID, Subject: up.Subject, UserID: userID, Email: up.Email,
+			ConnectorID: up.ConnectorID, Subject: up.Subject, UserID: userID, Email: f.usableEmail(up),
 			CreatedAt: now, LastLoginAt: now,
 		}); err != nil {
 			return err

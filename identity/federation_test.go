@@ -50,6 +50,13 @@ func (f *fixture) link(t *testing.T, userID string, up Upstream) storage.Link {
 	return l
 }
 
+// vouch gives the user a link, from another provider, made with email as
+// its verified email: what lets linking by verified email pick the account.
+func (f *fixture) vouch(t *testing.T, userID, email string) {
+	t.Helper()
+	f.link(t, userID, Upstream{ConnectorID: "vouching-idp", Subject: "v-" + userID, Email: email})
+}
+
 func (f *fixture) disable(t *testing.T, id string) {
 	t.Helper()
 	if _, err := f.store.UpdateUser(t.Context(), id, func(u *storage.User) error {
@@ -172,6 +179,7 @@ func TestFederationSignInDisabled(t *testing.T) {
 func TestFederationSignInLinksVerifiedEmail(t *testing.T) {
 	f, fed := newFederationFixture(t, backendSQLite)
 	alice := f.createAlice(t)
+	f.vouch(t, alice.ID, alice.Email)
 
 	u, err := fed.SignIn(t.Context(), aliceUp, linkVerified, meta)
 	if err != nil || u.ID != alice.ID {
@@ -207,6 +215,7 @@ func TestFederationSignInLinksVerifiedEmail(t *testing.T) {
 func TestFederationSignInVerifiedEmailOfDisabledAccount(t *testing.T) {
 	f, fed := newFederationFixture(t, backendSQLite)
 	alice := f.createAlice(t)
+	f.vouch(t, alice.ID, alice.Email)
 	f.disable(t, alice.ID)
 	u, err := fed.SignIn(t.Context(), aliceUp, createAndLink, meta)
 	if !errors.Is(err, ErrInvalidCredentials) || u.ID != "" {
@@ -327,8 +336,8 @@ func TestFederationSignInCreatesUser(t *testing.T) {
 	if _, err := ValidateUsername(u2.Username); err != nil {
 		t.Errorf("ValidateUsername(%q) = %v", u2.Username, err)
 	}
-	if l, err := f.store.GetLink(t.Context(), other.ConnectorID, other.Subject); err != nil || l.UserID != u2.ID || l.Email != other.Email {
-		t.Errorf("GetLink(second) = %+v, %v; want a link to %s keeping the upstream's email", l, err, u2.ID)
+	if l, err := f.store.GetLink(t.Context(), other.ConnectorID, other.Subject); err != nil || l.UserID != u2.ID || l.Email != "" {
+		t.Errorf("GetLink(second) = %+v, %v; want a link to %s without the unverified email", l, err, u2.ID)
 	}
 	if got := f.audit(t, events.UserCreated); len(got) != 2 || got[1].data["connector_id"] != "gitlab" {
 		t.Errorf("auth.user_created = %+v; want a second one with connector_id gitlab", got)
@@ -668,6 +677,7 @@ func TestFederationConcurrentLinkByVerifiedEmail(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", pol), func(t *testing.T) {
 			f, fed := newFederationFixture(t, backendPostgres)
 			alice := f.createAlice(t)
+			f.vouch(t, alice.ID, alice.Email)
 			for round := range rounds {
 				up := aliceUp
 				up.ConnectorID = fmt.Sprintf("idp-%d", round) // a user has one link per connector
@@ -690,9 +700,28 @@ func TestFederationConcurrentLinkByVerifiedEmail(t *testing.T) {
 			if n := len(f.users(t)); n != 1 {
 				t.Errorf("users = %d; want 1 (alice)", n)
 			}
-			if ls, err := fed.Links(t.Context(), alice.ID); err != nil || len(ls) != rounds {
-				t.Errorf("Links(alice) = %d, %v; want %d", len(ls), err, rounds)
+			if ls, err := fed.Links(t.Context(), alice.ID); err != nil || len(ls) != rounds+1 {
+				t.Errorf("Links(alice) = %d, %v; want %d (and the vouching one)", len(ls), err, rounds+1)
 			}
 		})
+	}
+}
+
+// Account pre-hijacking: someone signs up locally with the victim's email
+// (local signups do not verify emails); the victim's first sign-in through
+// a provider that verified that email must not land in that account.
+func TestFederationVerifiedEmailDoesNotLinkToAnUnvouchedAccount(t *testing.T) {
+	for _, pol := range []LinkPolicy{linkVerified, createAndLink} {
+		f, fed := newFederationFixture(t, backendSQLite)
+		squatter := f.createAlice(t) // holds alice's email, with a password the squatter knows
+		u, err := fed.SignIn(t.Context(), aliceUp, pol, meta)
+		var lr *LinkRequiredError
+		if !errors.As(err, &lr) || !lr.EmailTaken || u.ID != "" {
+			t.Fatalf("%+v: SignIn(verified email of an unvouched account) = %q, %v; want LinkRequiredError{EmailTaken}", pol, u.ID, err)
+		}
+		f.noLink(t, aliceUp)
+		if ls, err := fed.Links(t.Context(), squatter.ID); err != nil || len(ls) != 0 {
+			t.Errorf("%+v: Links(squatter) = %v, %v; want none", pol, ls, err)
+		}
 	}
 }

@@ -133,7 +133,7 @@ type Link struct {
 	ConnectorID string
 	Subject     string // the upstream's stable id for the person
 	UserID      string
-	Email       string // the upstream's email when the link was made ("" if none); informational
+	Email       string // the upstream's email when the link was made, only when it said it verified it ("" otherwise)
 	CreatedAt   time.Time
 	LastLoginAt time.Time // the last sign-in through the link (CreatedAt at first)
 }
