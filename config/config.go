@@ -81,7 +81,7 @@ type Config struct {
 
 	LockoutThreshold     int           // consecutive failed logins before a lock; 0 turns lockout off
 	LockoutDuration      time.Duration // how long a lock lasts
-	RateLimitTokenPerMin int           // per client IP on the token and signup endpoints and the sign-in forms; 0 turns it off
+	RateLimitTokenPerMin int           // per client IP on the token and signup endpoints, the sign-in forms and the connector routes; 0 turns it off
 
 	SessionTTL     time.Duration // absolute lifetime of a browser session (single sign-on)
 	SessionIdleTTL time.Duration // a browser session unused this long ends

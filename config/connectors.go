@@ -24,7 +24,8 @@ type Connector struct {
 	ClientSecretFile string   `yaml:"client_secret_file"`
 	Scopes           []string `yaml:"scopes"`
 	// RedirectURL is the callback registered at the provider; empty means
-	// ConnectorCallbackURL(issuer, id).
+	// authd's callback for the connector: <issuer>/connectors/<id>/callback
+	// (server/web's ConnectorCallbackPath; cmd/authd fills it in).
 	RedirectURL string `yaml:"redirect_url"`
 	// CreateUsers lets a first sign-in create a local user (default true).
 	CreateUsers bool `yaml:"create_users"`
@@ -37,15 +38,6 @@ type Connector struct {
 
 // ConnectorsKey is the YAML key of the connector list.
 const ConnectorsKey = "connectors"
-
-// ConnectorCallbackPath is the path of a connector's callback on authd.
-func ConnectorCallbackPath(id string) string { return "/connectors/" + id + "/callback" }
-
-// ConnectorCallbackURL is the redirect URI to register at the provider for
-// the connector id, when authd's issuer is issuer.
-func ConnectorCallbackURL(issuer, id string) string {
-	return strings.TrimSuffix(issuer, "/") + ConnectorCallbackPath(id)
-}
 
 // connectorKeys are the keys a connector item may have.
 var connectorKeys = map[string]bool{

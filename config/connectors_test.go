@@ -55,9 +55,6 @@ connectors:
 			t.Fatalf("the connector ids are not shown: %s", s)
 		}
 	}
-	if got := ConnectorCallbackURL("https://auth.example.com/", "google"); got != "https://auth.example.com/connectors/google/callback" {
-		t.Fatalf("ConnectorCallbackURL = %q", got)
-	}
 }
 
 func TestLoadConnectorsErrors(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/authd/authd/config"
 )
 
 // runCLIEnviron is runCLI with the whole environment listed too (as main
@@ -188,5 +190,18 @@ func TestCLIConfigConnectorProblems(t *testing.T) {
 	delete(vars, "AUTHD_ACCESS_TOKEN_TTL")
 	if _, _, err := runCLI(t, vars, "", "clients", "list"); err != nil && strings.Contains(err.Error(), "connector \"") {
 		t.Errorf("clients list checks the connectors: %v", err)
+	}
+}
+
+// A connector's redirect URL defaults to the route serve registers for its
+// callback, on the issuer.
+func TestConnectorRedirectURLDefault(t *testing.T) {
+	for _, issuer := range []string{"https://auth.example.com", "https://auth.example.com/"} {
+		if got := connectorConfig(issuer, config.Connector{ID: "google"}).RedirectURL; got != "https://auth.example.com/connectors/google/callback" {
+			t.Errorf("connectorConfig(%q).RedirectURL = %q", issuer, got)
+		}
+	}
+	if got := connectorConfig("https://a.example", config.Connector{ID: "x", RedirectURL: "https://b.example/cb"}).RedirectURL; got != "https://b.example/cb" {
+		t.Errorf("a configured redirect_url = %q; want it kept", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/authd/authd/config"
@@ -21,7 +22,7 @@ const upstreamTimeout = 10 * time.Second
 func connectorConfig(issuer string, c config.Connector) connector.Config {
 	redirect := c.RedirectURL
 	if redirect == "" {
-		redirect = config.ConnectorCallbackURL(issuer, c.ID)
+		redirect = strings.TrimSuffix(issuer, "/") + web.ConnectorCallbackPath(c.ID)
 	}
 	return connector.Config{
 		ID: c.ID, Type: c.Type, Name: c.Name, Issuer: c.Issuer, APIURL: c.APIURL,

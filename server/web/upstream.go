@@ -20,7 +20,7 @@ import (
 )
 
 // Sign-in through another identity provider (a connector). The login page
-// offers each connector as a form ("Continue with <Name>") that posts to
+// offers each connector as a link ("Continue with <Name>") to
 // ConnectorLoginPath; authd keeps the flow's state, nonce and PKCE verifier
 // server-side (storage.UpstreamLogins, single-use, 10 minutes), bound to the
 // browser by a cookie, and redirects to the provider. The provider sends
@@ -83,10 +83,9 @@ type flow struct {
 	ReturnTo string `json:"return_to,omitempty"`
 	// stageCallback: the State given to the connector (its State field is
 	// the row's key, not kept).
-	Nonce       string `json:"nonce,omitempty"`
-	Verifier    string `json:"verifier,omitempty"`
-	RedirectURL string `json:"redirect_url,omitempty"`
-	// stageLink: who the provider said the person is.
+	Nonce    string `json:"nonce,omitempty"`
+	Verifier string `json:"verifier,omitempty"`
+	// stageLink: who the provider said the person is, and how (its amr).
 	Identity   *identity.Upstream `json:"identity,omitempty"`
 	AMR        []string           `json:"amr,omitempty"`
 	EmailTaken bool               `json:"email_taken,omitempty"`
@@ -125,9 +124,9 @@ func (p *Pages) connector(id string) (Connector, bool) {
 }
 
 // ConnectorLogin serves GET ConnectorLoginPath(id): the "Continue with"
-// link. It saves the flow and sends the browser to the provider. (A link,
-// not a form, so that the login page's CSP can keep form-action. Starting a flow changes nothing here; its callback is what the
-// state and the browser binding protect.)
+// link. It saves the flow and sends the browser to the provider. (A GET
+// link, not a form: starting a flow changes nothing here; the callback is
+// what the state and the browser binding protect.)
 func (p *Pages) ConnectorLogin(w http.ResponseWriter, r *http.Request, id string) {
 	c, ok := p.connector(id)
 	if !ok {
@@ -150,7 +149,7 @@ func (p *Pages) ConnectorLogin(w http.ResponseWriter, r *http.Request, id string
 	}
 	binding := p.bindBrowser(w, r)
 	err = p.saveFlow(r.Context(), state.State, binding, id, flow{
-		Stage: stageCallback, ReturnTo: returnTo, Nonce: state.Nonce, Verifier: state.PKCEVerifier, RedirectURL: state.RedirectURL,
+		Stage: stageCallback, ReturnTo: returnTo, Nonce: state.Nonce, Verifier: state.PKCEVerifier,
 	})
 	if err != nil {
 		p.Failure(w, r, err)
@@ -177,7 +176,7 @@ func (p *Pages) ConnectorCallback(w http.ResponseWriter, r *http.Request, id str
 		return
 	}
 	upID, err := c.Connector.HandleCallback(r.Context(), connector.State{
-		State: state, Nonce: f.Nonce, PKCEVerifier: f.Verifier, RedirectURL: f.RedirectURL,
+		State: state, Nonce: f.Nonce, PKCEVerifier: f.Verifier, // the connector's configured redirect URL
 	}, r)
 	if err != nil {
 		p.upstreamFailed(w, r, c, err)
@@ -187,12 +186,12 @@ func (p *Pages) ConnectorCallback(w http.ResponseWriter, r *http.Request, id str
 		ConnectorID: id, Subject: upID.Subject, Email: upID.Email, EmailVerified: upID.EmailVerified,
 		Name: upID.Name, PreferredUsername: upID.PreferredUsername,
 	}
-	amr := upstreamAMR(upID.AMR)
+	amr := sessionAMR(nil, upID.AMR)
 	u, err := p.cfg.Federation.SignIn(r.Context(), up, c.Policy, p.connectorMeta(r))
 	var lr *identity.LinkRequiredError
 	switch {
 	case errors.As(err, &lr):
-		p.startLink(w, r, c, flow{Stage: stageLink, ReturnTo: f.ReturnTo, Identity: &up, AMR: amr, EmailTaken: lr.EmailTaken}, "", "", http.StatusOK)
+		p.startLink(w, r, c, flow{Stage: stageLink, ReturnTo: f.ReturnTo, Identity: &up, AMR: upID.AMR, EmailTaken: lr.EmailTaken}, "", "", http.StatusOK)
 		return
 	case errors.Is(err, identity.ErrInvalidCredentials):
 		p.errorWith(w, r, http.StatusForbidden, "Account disabled", msgAccountDisabled)
@@ -273,13 +272,7 @@ func (p *Pages) Link(w http.ResponseWriter, r *http.Request) {
 		p.Failure(w, r, err)
 		return
 	}
-	amr := []string{amrPassword}
-	for _, v := range f.AMR {
-		if v != amrFederated && !slices.Contains(amr, v) {
-			amr = append(amr, v)
-		}
-	}
-	if err := p.startSession(r.Context(), w, r, u.ID, amr); err != nil {
+	if err := p.startSession(r.Context(), w, r, u.ID, sessionAMR([]string{amrPassword}, f.AMR)); err != nil {
 		p.Failure(w, r, err)
 		return
 	}
@@ -399,12 +392,14 @@ func (p *Pages) upstreamFailed(w http.ResponseWriter, r *http.Request, c Connect
 	}
 }
 
-// upstreamAMR is the session's amr for a sign-in through a provider: the
-// provider's values, or amrFederated when it gave none.
-func upstreamAMR(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		if connector.ValidAMR(v) && !slices.Contains(out, v) && len(out) < 8 {
+// sessionAMR is the amr of a session started through a provider: the
+// methods proved here (pwd after a local password), then the provider's
+// own values (each connector.ValidAMR, at most 8: the connector's
+// promise), once each; amrFederated alone when neither says anything.
+func sessionAMR(local, provider []string) []string {
+	out := slices.Clone(local)
+	for _, v := range provider {
+		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
