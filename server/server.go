@@ -440,8 +440,8 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := map[string]any{"sub": u.ID, "preferred_username": u.Username, "roles": u.Roles}
-	if slices.Contains(strings.Fields(c.Scope), "email") {
-		out["email"] = u.Email
+	if slices.Contains(strings.Fields(c.Scope), "email") && u.Email != "" {
+		out["email"] = u.Email // a user created through a provider that vouched for no email has none
 	}
 	writeJSONStatus(w, http.StatusOK, out)
 }
