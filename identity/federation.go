@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -444,6 +445,21 @@ func (f *Federation) Links(ctx context.Context, userID string) ([]storage.Link, 
 		return nil, fmt.Errorf("identity: links: %w", err)
 	}
 	return ls, nil
+}
+
+// EmailVerified reports whether u's email address was verified: authd sends
+// no confirmation mails, so only when an identity provider vouched for
+// exactly this address (one of u's links was made with it as a verified
+// email). An address changed since, or a user without links, is not.
+func (f *Federation) EmailVerified(ctx context.Context, u storage.User) (bool, error) {
+	if u.Email == "" {
+		return false, nil
+	}
+	ls, err := f.store.ListUserLinks(ctx, u.ID)
+	if err != nil {
+		return false, fmt.Errorf("identity: email verified: %w", err)
+	}
+	return slices.ContainsFunc(ls, func(l storage.Link) bool { return l.Email != "" && strings.EqualFold(l.Email, u.Email) }), nil
 }
 
 // Unlink removes the user's link to the connector and records

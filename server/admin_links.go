@@ -12,13 +12,17 @@ import (
 )
 
 // Links lists and removes users' links to upstream identities
-// (identity.Federation). Without it the admin API serves no link routes.
+// (identity.Federation). Without it the admin API serves no link routes and
+// userinfo's email_verified is false.
 type Links interface {
 	// Links lists the user's links; storage.ErrNotFound for an unknown user.
 	Links(ctx context.Context, userID string) ([]storage.Link, error)
 	// Unlink removes the user's link to the connector, recording admin;
 	// storage.ErrNotFound when there is none.
 	Unlink(ctx context.Context, userID, connectorID, admin string, m identity.Meta) error
+	// EmailVerified reports whether an identity provider vouched for the
+	// user's current email (userinfo's email_verified).
+	EmailVerified(ctx context.Context, u storage.User) (bool, error)
 }
 
 // linkDocument is a link as the admin API and `authd users links` show it.

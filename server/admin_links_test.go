@@ -164,6 +164,10 @@ func (failingLinks) Unlink(context.Context, string, string, string, identity.Met
 	return fmt.Errorf("identity: unlink: %w", storage.ErrUnavailable)
 }
 
+func (failingLinks) EmailVerified(context.Context, storage.User) (bool, error) {
+	return false, fmt.Errorf("identity: email verified: %w", storage.ErrUnavailable)
+}
+
 // A store outage is 503 with Retry-After, as on the other admin routes.
 func TestAdminLinksUnavailable(t *testing.T) {
 	ts := newTestServer(t, openSQLite(t))

@@ -356,7 +356,7 @@ func (s *Server) metadata(oidc bool) map[string]any {
 	if oidc {
 		m["subject_types_supported"] = []string{"public"}
 		m["id_token_signing_alg_values_supported"] = []string{"ES256", "RS256", "EdDSA"}
-		m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "roles"}
+		m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "preferred_username", "email", "email_verified", "roles"}
 		if s.authorizes() {
 			// The algorithm of the key that signs now; a change of
 			// AUTHD_SIGNING_ALG takes effect over two rotations, and the
@@ -364,7 +364,7 @@ func (s *Server) metadata(oidc bool) map[string]any {
 			m["id_token_signing_alg_values_supported"] = []string{s.cfg.OAuth.IDTokenAlg()}
 			m["prompt_values_supported"] = []string{"none", "login", "consent"}
 			m["claims_supported"] = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
-				"preferred_username", "email", "roles"}
+				"preferred_username", "email", "email_verified", "roles"}
 		}
 	}
 	return m
@@ -439,9 +439,25 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := map[string]any{"sub": u.ID, "preferred_username": u.Username, "roles": u.Roles}
-	if slices.Contains(strings.Fields(c.Scope), "email") && u.Email != "" {
-		out["email"] = u.Email // a user created through a provider that vouched for no email has none
+	// Claims by scope (OIDC Core §5.4): profile gives preferred_username,
+	// email gives email and email_verified; roles always.
+	scopes := strings.Fields(c.Scope)
+	out := map[string]any{"sub": u.ID, "roles": u.Roles}
+	if slices.Contains(scopes, "profile") {
+		out["preferred_username"] = u.Username
+	}
+	// A user created through a provider that vouched for no email has none.
+	if slices.Contains(scopes, "email") && u.Email != "" {
+		verified := false
+		if s.cfg.Links != nil {
+			v, err := s.cfg.Links.EmailVerified(r.Context(), u)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			verified = v
+		}
+		out["email"], out["email_verified"] = u.Email, verified
 	}
 	writeJSONStatus(w, http.StatusOK, out)
 }

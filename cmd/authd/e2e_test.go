@@ -634,7 +634,7 @@ func (f *fixture) testRevocation(t *testing.T) {
 }
 
 func (f *fixture) testUserinfo(t *testing.T) {
-	_, m := f.passwordGrant(f.app, "alice", userPassword, url.Values{"scope": {"openid email"}})
+	_, m := f.passwordGrant(f.app, "alice", userPassword, url.Values{"scope": {"openid profile email"}})
 	req, _ := http.NewRequest(http.MethodGet, f.base+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+str(m, "access_token"))
 	code, _, u := f.do(req)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,7 +61,9 @@ func TestResourceServerAudience(t *testing.T) {
 				t.Errorf("/me with a token for its own client: %d %v", code, m)
 			}
 			// userinfo serves the holder of any of the user's tokens (OIDC Core §5.3).
-			if code, _, m := f.do(f.request("GET", "/userinfo", forOrders)); code != http.StatusOK || m["preferred_username"] != "boss" {
+			// (Its scope is empty: sub and roles, no profile claims.)
+			_, claims := f.verifyJWT(forOrders)
+			if code, _, m := f.do(f.request("GET", "/userinfo", forOrders)); code != http.StatusOK || m["sub"] != claims["sub"] || m["sub"] == nil || fmt.Sprint(m["roles"]) != "[user admin]" {
 				t.Errorf("/userinfo with a token for orders: %d %v", code, m)
 			}
 		})
