@@ -77,9 +77,6 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	}
 	defer d.Close()
 	go d.keys.Run(ctx)
-	if d.pgDeny != nil {
-		go d.pgDeny.Run(ctx)
-	}
 
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
@@ -207,6 +204,12 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	if e.onReady != nil {
 		e.onReady(ln.Addr().String())
 	}
+	if d.pgDeny != nil {
+		// Its listening connection and first read start once the server
+		// answers, not while start-up still needs the CPU and the
+		// database: until it has read the denylist, every check asks SQL.
+		go d.pgDeny.Run(ctx)
+	}
 	log.Info("authd ready", "issuer", cfg.Issuer, "addr", ln.Addr().String(), "tls", cfg.TLS(),
 		"dev", cfg.Dev, "version", version, "startup_ms", time.Since(start).Milliseconds())
 	select {
@@ -229,9 +232,20 @@ func (e *env) serve(ctx context.Context, cfg config.Config, migrate bool) error 
 	return nil
 }
 
+// firstPurgeAfter is how long after start-up the first purge waits: not
+// while start-up and the first requests need the database.
+const firstPurgeAfter = 10 * time.Second
+
 // purgeLoop deletes, hourly, what has expired (refresh tokens, denylist
 // entries, DPoP proof ids, dropped keys) and the history r lets go.
 func purgeLoop(ctx context.Context, st storage.Store, r storage.Retention, log *slog.Logger) {
+	first := time.NewTimer(firstPurgeAfter)
+	defer first.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-first.C:
+	}
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
