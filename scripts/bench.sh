@@ -111,22 +111,33 @@ load() {
 	# The default log level: one access-log line per request, to a file.
 	# (Dev mode also prints its credentials there: the file goes with $data.)
 	log="$data/authd.log"
-	t0=$(now_ms)
-	bin/authd serve >/dev/null 2>"$log" &
-	server_pid=$!
-	until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
-		if ! kill -0 "$server_pid" 2>/dev/null; then
-			echo "authd exited:" >&2; cat "$log" >&2; return 1
+	# Started twice: the first start also creates dev mode's client and user
+	# (an argon2id hash); the second is a restart on what exists, as a
+	# deployment restarts. The load runs against the second.
+	first=""
+	for start in first restart; do
+		t0=$(now_ms)
+		bin/authd serve >/dev/null 2>>"$log" &
+		server_pid=$!
+		until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
+			if ! kill -0 "$server_pid" 2>/dev/null; then
+				echo "authd exited:" >&2; cat "$log" >&2; return 1
+			fi
+			sleep 0.01
+		done
+		t1=$(now_ms)
+		if [ "$start" = first ]; then
+			first=$((t1 - t0))
+			kill "$server_pid"
+			wait "$server_pid" 2>/dev/null || true
 		fi
-		sleep 0.01
 	done
-	t1=$(now_ms)
 	sleep 2
 	idle=$(rss_mib "$server_pid")
 	echo
 	echo "== authbench on $backend ($dsn)"
 	machine
-	echo "start-up to ready: $((t1 - t0)) ms (process start to the first 200 from /readyz; dev bootstrap included)"
+	echo "start-up to ready: first start $first ms (creating dev mode's client and user), restart $((t1 - t0)) ms (process start to the first 200 from /readyz)"
 	echo "RSS idle: $idle MiB"
 	"$work/authbench" -issuer "http://127.0.0.1:$port" -authd bin/authd -label "$backend" \
 		-scenario "$SCENARIOS" -c "$CONNS" -d "$DURATION" -repeat "$REPEAT" -pid "$server_pid" \
@@ -237,6 +248,9 @@ targets() {
   refresh >= 2,500 req/s   revocation of a live token >= 2,000 req/s   mixed p99 < 50 ms
   (the pgbench floor above is what the SQL alone allows on this machine)
   peer (Ory Hydra v2.3.0, JWT access tokens): client-credentials 95, refresh 88, introspect 494, jwks 728, revoke 267 req/s
+== targets (issue 14; both stores)
+  peak RSS < 100 MiB under password and mixed; < 60 MiB 30 s after the runs; idle < 40 MiB
+  start-up (the restart above) < 200 ms; no throughput figure more than 5 % below before
 EOF
 }
 
