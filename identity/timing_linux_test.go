@@ -48,11 +48,31 @@ func TestFailuresCostTheSame(t *testing.T) {
 				paths = append(paths, failurePath{"over-long password (bcrypt)", fmt.Sprintf("bcrypt%d", bcryptCost), strings.Repeat("x", 100)})
 			}
 			// The least CPU of several interleaved rounds: contention from
-			// other processes (go test runs packages side by side) only ever
-			// adds CPU time, so the minimum is the estimate it disturbs least.
-			const rounds = 7
+			// other processes (go test runs packages side by side; on a VM,
+			// time the host takes from the CPU is charged to the process)
+			// only ever adds CPU time, so the minimum is the estimate it
+			// disturbs least. Under heavy contention 7 rounds can leave one
+			// path's minimum inflated: more rounds follow, up to 21, until
+			// every path is within range (a path that really costs more or
+			// less never gets there).
+			const minRounds, maxRounds = 7, 21
 			samples := map[string][]time.Duration{}
-			for range rounds {
+			var least map[string]time.Duration
+			var ref time.Duration
+			within := func() bool {
+				least = map[string]time.Duration{}
+				for name, s := range samples {
+					least[name] = slices.Min(s)
+				}
+				ref = least["wrong password (argon2id)"]
+				for _, d := range least {
+					if d < ref*3/4 || d > ref*5/4 {
+						return false
+					}
+				}
+				return true
+			}
+			for round := 1; ; round++ {
 				for _, p := range paths { // interleaved, so that drift hits every path alike
 					start := cpuTime(t)
 					_, err := f.svc.Authenticate(t.Context(), p.login, p.password, meta)
@@ -61,13 +81,11 @@ func TestFailuresCostTheSame(t *testing.T) {
 						t.Fatalf("%s: Authenticate = %v; want ErrInvalidCredentials", p.name, err)
 					}
 				}
+				if round >= minRounds && (within() || round == maxRounds) {
+					t.Logf("least CPU per failed login after %d rounds: %v", round, least)
+					break
+				}
 			}
-			least := map[string]time.Duration{}
-			for name, s := range samples {
-				least[name] = slices.Min(s)
-			}
-			ref := least["wrong password (argon2id)"]
-			t.Logf("least CPU per failed login: %v", least)
 			for name, d := range least {
 				if d < ref*3/4 || d > ref*5/4 {
 					t.Errorf("%s costs %v of CPU; a wrong password costs %v: want within 25%%", name, d, ref)
