@@ -137,7 +137,7 @@ func (f *Federation) SignIn(ctx context.Context, up Upstream, pol LinkPolicy, m 
 			vouched := false
 			if email != "" && pol.LinkVerifiedEmail {
 				if vouched, err = f.vouched(ctx, owner.ID, email); err != nil {
-					return storage.User{}, err
+					return storage.User{}, fmt.Errorf("identity: sign in upstream: %w", err)
 				}
 			}
 			if vouched {
@@ -203,16 +203,23 @@ func (f *Federation) emailOwner(ctx context.Context, email string) (u storage.Us
 // nothing: linking by it would hand the account's owner-to-be to whoever
 // signed up first with that address (account pre-hijacking).
 func (f *Federation) vouched(ctx context.Context, userID, email string) (bool, error) {
+	if email == "" {
+		return false, nil
+	}
 	ls, err := f.store.ListUserLinks(ctx, userID)
 	if err != nil {
-		return false, fmt.Errorf("identity: sign in upstream: %w", err)
+		return false, err
 	}
-	for _, l := range ls {
-		if strings.EqualFold(l.Email, email) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.ContainsFunc(ls, func(l storage.Link) bool { return strings.EqualFold(l.Email, email) }), nil
+}
+
+// recordDisabled records a refused sign-in through the connector to a
+// disabled account.
+func (f *Federation) recordDisabled(ctx context.Context, userID, connectorID string, m Meta) error {
+	return f.rec.Record(ctx, events.Event{
+		Type: events.LoginFailed, Subject: userID, ClientID: m.ClientID, IP: m.IP,
+		Data: map[string]any{"reason": ReasonDisabled, "via": ViaConnector, "connector_id": connectorID},
+	})
 }
 
 // linked reports whether up is linked to a user now.
@@ -242,10 +249,7 @@ func (f *Federation) signInLinked(ctx context.Context, up Upstream, m Meta) (sto
 		return storage.User{}, fmt.Errorf("identity: sign in upstream: %w", err)
 	}
 	if u.Disabled {
-		if err := f.rec.Record(ctx, events.Event{
-			Type: events.LoginFailed, Subject: u.ID, ClientID: m.ClientID, IP: m.IP,
-			Data: map[string]any{"reason": ReasonDisabled, "via": ViaConnector, "connector_id": up.ConnectorID},
-		}); err != nil {
+		if err := f.recordDisabled(ctx, u.ID, up.ConnectorID, m); err != nil {
 			return storage.User{}, fmt.Errorf("identity: sign in upstream: %w", err)
 		}
 		return storage.User{}, ErrInvalidCredentials
@@ -382,10 +386,7 @@ func (f *Federation) link(ctx context.Context, userID string, up Upstream, m Met
 		if how != linkByPassword {
 			// A sign-in (by verified email) to a disabled account: record it
 			// as signInLinked does. A password link's check recorded its own.
-			if err := f.rec.Record(ctx, events.Event{
-				Type: events.LoginFailed, Subject: u.ID, ClientID: m.ClientID, IP: m.IP,
-				Data: map[string]any{"reason": ReasonDisabled, "via": ViaConnector, "connector_id": up.ConnectorID},
-			}); err != nil {
+			if err := f.recordDisabled(ctx, u.ID, up.ConnectorID, m); err != nil {
 				return storage.User{}, fmt.Errorf("identity: link: %w", err)
 			}
 		}
@@ -452,14 +453,11 @@ func (f *Federation) Links(ctx context.Context, userID string) ([]storage.Link, 
 // exactly this address (one of u's links was made with it as a verified
 // email). An address changed since, or a user without links, is not.
 func (f *Federation) EmailVerified(ctx context.Context, u storage.User) (bool, error) {
-	if u.Email == "" {
-		return false, nil
-	}
-	ls, err := f.store.ListUserLinks(ctx, u.ID)
+	ok, err := f.vouched(ctx, u.ID, u.Email)
 	if err != nil {
 		return false, fmt.Errorf("identity: email verified: %w", err)
 	}
-	return slices.ContainsFunc(ls, func(l storage.Link) bool { return l.Email != "" && strings.EqualFold(l.Email, u.Email) }), nil
+	return ok, nil
 }
 
 // Unlink removes the user's link to the connector and records

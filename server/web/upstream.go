@@ -123,14 +123,22 @@ func (p *Pages) connector(id string) (Connector, bool) {
 	return Connector{}, false
 }
 
+// servedConnector is connector for a route naming id: 404 when there is none.
+func (p *Pages) servedConnector(w http.ResponseWriter, r *http.Request, id string) (Connector, bool) {
+	c, ok := p.connector(id)
+	if !ok {
+		p.Error(w, r, http.StatusNotFound, "There is no such sign-in provider here.")
+	}
+	return c, ok
+}
+
 // ConnectorLogin serves GET ConnectorLoginPath(id): the "Continue with"
 // link. It saves the flow and sends the browser to the provider. (A GET
 // link, not a form: starting a flow changes nothing here; the callback is
 // what the state and the browser binding protect.)
 func (p *Pages) ConnectorLogin(w http.ResponseWriter, r *http.Request, id string) {
-	c, ok := p.connector(id)
+	c, ok := p.servedConnector(w, r, id)
 	if !ok {
-		p.Error(w, r, http.StatusNotFound, "There is no such sign-in provider here.")
 		return
 	}
 	returnTo := r.URL.Query().Get("return_to")
@@ -164,9 +172,8 @@ func (p *Pages) ConnectorLogin(w http.ResponseWriter, r *http.Request, id string
 // answer. The flow is taken (once) by the state parameter and must have
 // been started in this browser for this connector.
 func (p *Pages) ConnectorCallback(w http.ResponseWriter, r *http.Request, id string) {
-	c, ok := p.connector(id)
+	c, ok := p.servedConnector(w, r, id)
 	if !ok {
-		p.Error(w, r, http.StatusNotFound, "There is no such sign-in provider here.")
 		return
 	}
 	state := r.URL.Query().Get("state")
