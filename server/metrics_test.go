@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -297,5 +298,42 @@ func TestMetricsBacklogCollector(t *testing.T) {
 	fail = nil
 	if n := count(t, c); n != 2 || c.count != 3 {
 		t.Errorf("after recovery: %d metrics, count %d; want 2, 3", n, c.count)
+	}
+}
+
+// TestMetricsRouteLabels: each request is counted once, under the path
+// template of the route that answered (ids never become label values), and
+// an unrouted one under "unmatched"; every answer carries the security
+// headers and its request id once.
+func TestMetricsRouteLabels(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, openSQLite(t))
+	before := gatherValues(t, ts.srv.cfg.Registry)
+	for _, c := range []struct {
+		method, target, token string
+		route                 string
+		code                  int
+	}{
+		{http.MethodGet, "/.well-known/jwks.json", "", "/.well-known/jwks.json", 200},
+		{http.MethodGet, "/api/v1/admin/users/" + ts.userID, ts.admin, "/api/v1/admin/users/{id}", 200},
+		{http.MethodGet, "/api/v1/admin/users/no-such-user", ts.admin, "/api/v1/admin/users/{id}", 404},
+		{http.MethodGet, "/api/v1/me", ts.user, "/api/v1/me", 200},
+		{http.MethodGet, "/no/such/path", "", "unmatched", 404},
+	} {
+		rec := ts.json(c.method, c.target, c.token, "")
+		if rec.Code != c.code {
+			t.Fatalf("%s %s: %d; want %d: %s", c.method, c.target, rec.Code, c.code, rec.Body)
+		}
+		for _, h := range []string{"X-Request-Id", "X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy", "Referrer-Policy"} {
+			if got := rec.Header().Values(h); len(got) != 1 {
+				t.Errorf("%s %s: %s = %q; want one value", c.method, c.target, h, got)
+			}
+		}
+		series := fmt.Sprintf("authd_http_requests_total{code=%q,method=%q,route=%q}", strconv.Itoa(c.code), c.method, c.route)
+		after := gatherValues(t, ts.srv.cfg.Registry)
+		if got := after[series] - before[series]; got != 1 {
+			t.Errorf("%s %s: %s grew by %v; want 1", c.method, c.target, series, got)
+		}
+		before = after
 	}
 }

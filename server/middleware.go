@@ -74,8 +74,9 @@ func newRequestID() string {
 }
 
 // observe is the outermost middleware: request id, panic recovery, access
-// log and metrics. Only the path is logged, never the query or a body.
-func (s *Server) observe(next http.Handler) http.Handler {
+// log and metrics, the latter labelled with route, the path template of the
+// route that answers. Only the path is logged, never the query or a body.
+func (s *Server) observe(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -93,12 +94,6 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				s.log.ErrorContext(r.Context(), "panic", "request_id", id, "path", r.URL.Path, "panic", p)
 				if sw.status == 0 {
 					writeProblem(sw, r, http.StatusInternalServerError, "The server could not complete the request.")
-				}
-			}
-			route := "unmatched"
-			if rt := mux.CurrentRoute(r); rt != nil {
-				if tpl, err := rt.GetPathTemplate(); err == nil {
-					route = tpl
 				}
 			}
 			if sw.status == 0 {

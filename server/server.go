@@ -191,11 +191,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 func (s *Server) routes() {
 	r := mux.NewRouter()
-	r.Use(s.observe, s.secure, s.checkInput)
 	// Both go through unrouted: gorilla/mux v1.8.1 answers some method
 	// mismatches as not found (a later route of a subrouter clears the
 	// mismatch), and never sets Allow.
-	r.NotFoundHandler = s.observe(s.secure(s.unrouted()))
+	r.NotFoundHandler = s.observe("unmatched", s.secure(s.unrouted()))
 	r.MethodNotAllowedHandler = r.NotFoundHandler
 
 	r.Handle("/.well-known/oauth-authorization-server", s.serveDocument(func() document { return s.discovery }, "public, max-age=3600")).Methods(http.MethodGet, http.MethodHead)
@@ -263,7 +262,16 @@ func (s *Server) routes() {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.router = r
-	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		// Every route's handler is wrapped once here, not by Router.Use,
+		// which wraps the matched handler again on every request.
+		if h := route.GetHandler(); h != nil {
+			tpl, err := route.GetPathTemplate()
+			if err != nil {
+				return fmt.Errorf("server: route without a path template: %w", err)
+			}
+			route.Handler(s.observe(tpl, s.secure(s.checkInput(h))))
+		}
 		ms, _ := route.GetMethods()
 		for _, m := range ms {
 			if !slices.Contains(s.methods, m) {
@@ -272,6 +280,9 @@ func (s *Server) routes() {
 		}
 		return nil
 	})
+	if err != nil {
+		panic(err) // a route registered above without a path: a bug
+	}
 	slices.Sort(s.methods)
 }
 
