@@ -33,7 +33,7 @@ func main() {
 	goredis.SetLogger(redis.NewLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil)), time.Minute))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, environ: os.Environ,
-		setMemoryLimit: debug.SetMemoryLimit, releaseIdleMemory: true}
+		setMemoryLimit: debug.SetMemoryLimit, setGCPercent: debug.SetGCPercent, releaseIdleMemory: true}
 	err := e.rootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
@@ -72,6 +72,9 @@ type env struct {
 	// (debug.SetMemoryLimit); nil leaves it alone (tests run many servers
 	// in one process).
 	setMemoryLimit func(int64) int64
+	// setGCPercent sets the collector's percentage (debug.SetGCPercent)
+	// while a memory limit is in effect; nil leaves it alone.
+	setGCPercent func(int) int
 	// releaseIdleMemory hands memory back to the OS when serve goes idle
 	// after work (internal/idlemem); off in tests, for the same reason.
 	releaseIdleMemory bool
