@@ -18,8 +18,9 @@
 #
 # On PostgreSQL it ends with the pgbench floor: the SQL of a refresh and of a
 # revocation (scripts/pgbench/) run by pgbench alone, beside authd's figures;
-# then the bare net/http baseline of the jwks and client-credentials
-# scenarios (cmd/authbench-bare) and authd's ratio to it.
+# and the bare net/http baseline of the jwks and client-credentials
+# scenarios (cmd/authbench-bare), run before and after authd's, and authd's
+# ratio to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -200,12 +201,15 @@ floor() {
 	pg_db=""
 }
 
-# bare: authbench's jwks and client-credentials scenarios against
+# bare WHEN: authbench's jwks and client-credentials scenarios against
 # cmd/authbench-bare, a bare net/http server doing the same ES256 signature
-# with nothing else (no store, limits, logs, metrics); authd's ratio to it
-# for each backend run before.
+# with nothing else (no store, limits, logs, metrics). It runs twice, before
+# and after authd's runs (WHEN: before, after): this machine's speed drifts
+# over minutes, and a single baseline taken minutes away from authd's runs
+# compares two moods of it. After the second run it prints authd's ratio to
+# the mean of the two, beside each.
 bare() {
-	local port secret json s a b pid
+	local when=$1 port secret json s a b b1 b2 pid
 	case " $SCENARIOS " in
 	" all "|*jwks*|*client-credentials*) ;;
 	*) return ;;
@@ -216,22 +220,28 @@ bare() {
 	pid=$!
 	until curl -fs -o /dev/null "http://127.0.0.1:$port/.well-known/jwks.json"; do sleep 0.01; done
 	echo
-	echo "== bare net/http baseline (cmd/authbench-bare: the same ES256 signature, nothing else)"
+	echo "== bare net/http baseline, $when authd's runs (cmd/authbench-bare: the same ES256 signature, nothing else)"
 	AUTHBENCH_CLIENT_SECRET=$secret "$work/authbench" -issuer "http://127.0.0.1:$port" -client-id bare -label bare \
 		-scenario jwks,client-credentials -c "$CONNS" -d "$DURATION" -repeat "$REPEAT" -pid "$pid" \
-		-o "$out/authbench-bare.json" | sed -n '/^medians/,$p;/^results/,$p'
+		-o "$out/authbench-bare-$when.json" | sed -n '/^medians/,$p;/^results/,$p'
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+	[ "$when" = after ] || return 0
 	command -v jq >/dev/null || { echo "(jq not installed: ratios not computed)"; return; }
-	rps() { jq -r --arg s "$2" '[(.medians // .runs)[] | select(.scenario == $s and .op == $s) | .rps][0] // empty' "$1"; }
+	rps() { [ -f "$1" ] && jq -r --arg s "$2" '[(.medians // .runs)[] | select(.scenario == $s and .op == $s) | .rps][0] // empty' "$1"; }
+	echo
+	echo "== authd against the bare baseline (the mean of the runs before and after)"
 	for s in jwks client-credentials; do
-		b=$(rps "$out/authbench-bare.json" "$s")
+		b1=$(rps "$out/authbench-bare-before.json" "$s" || true)
+		b2=$(rps "$out/authbench-bare-after.json" "$s" || true)
+		b=$(awk -v x="$b1" -v y="$b2" 'BEGIN { if (x != "" && y != "") print (x + y) / 2; else if (y != "") print y; else print x }')
 		for json in "$out"/authbench-sqlite.json "$out"/authbench-postgres.json; do
 			[ -f "$json" ] || continue
 			a=$(rps "$json" "$s")
 			[ -n "$a" ] && [ -n "$b" ] || continue
-			awk -v s="$s" -v be="$(basename "$json" .json | sed 's/authbench-//')" -v a="$a" -v b="$b" \
-				'BEGIN { printf "  %s: authd (%s) %.0f req/s, bare %.0f req/s: ratio %.2f\n", s, be, a, b, a / b }'
+			awk -v s="$s" -v be="$(basename "$json" .json | sed 's/authbench-//')" -v a="$a" -v b="$b" -v b1="${b1:--}" -v b2="${b2:--}" \
+				'function n(x) { return x == "-" ? x : sprintf("%.0f", x) }
+				BEGIN { printf "  %s: authd (%s) %.0f req/s, bare %.0f req/s (before %s, after %s): ratio %.2f\n", s, be, a, b, n(b1), n(b2), a / b }'
 		done
 	done
 	echo "  (targets, issue 10: jwks >= 0.85, client-credentials >= 0.80)"
@@ -264,9 +274,10 @@ load | all)
 	make -s build
 	$GO build -o "$work/authbench" ./cmd/authbench
 	$GO build -o "$work/authbench-bare" ./cmd/authbench-bare
+	bare before
 	for b in $BACKENDS; do load "$b"; done
 	case " $BACKENDS " in *" postgres "*) floor ;; esac
-	bare
+	bare after
 	targets
 	echo "results (JSON) and logs: $out"
 	;;
