@@ -186,10 +186,21 @@ func kindIndex(kind storage.RevocationKind) int {
 }
 
 // denyEntry is an entry in memory: its expiry and, for a subject or client
-// mark, its cutoff, in Unix nanoseconds (0: none).
+// mark, its cutoff, in Unix nanoseconds (0: none). Which token it matches
+// and how two entries combine are storage.Revocation's rules (Matches,
+// Merge), applied to the entry turned back into one (revocation).
 type denyEntry struct {
 	cutoff  int64
 	expires int64
+}
+
+func entryOf(r storage.Revocation) denyEntry {
+	return denyEntry{cutoff: unixNano(r.Cutoff), expires: unixNano(r.ExpiresAt)}
+}
+
+// revocation is e as the storage.Revocation of kind and value it was made from.
+func (e denyEntry) revocation(kind storage.RevocationKind, value string) storage.Revocation {
+	return storage.Revocation{Kind: kind, Value: value, Cutoff: fromUnixNano(e.cutoff), ExpiresAt: fromUnixNano(e.expires)}
 }
 
 func unixNano(t time.Time) int64 {
@@ -199,20 +210,11 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// merge combines two entries of one key as storage.Revocation.Merge does:
-// the later expiry and the later cutoff win.
-func (e denyEntry) merge(o denyEntry) denyEntry {
-	return denyEntry{cutoff: max(e.cutoff, o.cutoff), expires: max(e.expires, o.expires)}
-}
-
-// matches is storage.Revocation.Matches for an entry of kind whose value
-// is the token's: unexpired, and for a mark, the token issued at or before
-// the cutoff.
-func (e denyEntry) matches(kind storage.RevocationKind, issuedAt time.Time, now int64) bool {
-	if now >= e.expires {
-		return false
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
 	}
-	return !kind.Marks() || issuedAt.IsZero() || issuedAt.UnixNano() <= e.cutoff
+	return time.Unix(0, n)
 }
 
 var _ storage.Denylist = (*Denylist)(nil)
@@ -264,7 +266,7 @@ func (d *Denylist) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, err
 		d.sqlAnswers.Add(1)
 		return d.st.IsRevoked(ctx, t)
 	}
-	now := d.now().UnixNano()
+	now := d.now()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	for _, c := range [...]struct {
@@ -278,7 +280,7 @@ func (d *Denylist) IsRevoked(ctx context.Context, t storage.TokenRef) (bool, err
 			continue
 		}
 		k, _ := d.key(c.kind, c.value) // the four kinds are known
-		if e, ok := d.deny[k]; ok && e.matches(c.kind, t.IssuedAt, now) {
+		if e, ok := d.deny[k]; ok && e.revocation(c.kind, c.value).Matches(t, now) {
 			return true, nil
 		}
 	}
@@ -296,11 +298,10 @@ func (d *Denylist) add(entries ...storage.Revocation) (complete bool) {
 		if !known {
 			continue // storage.Revocation.Valid refuses it; it would match nothing
 		}
-		e := denyEntry{cutoff: unixNano(r.Cutoff), expires: unixNano(r.ExpiresAt)}
 		if old, ok := d.deny[k]; ok {
-			d.deny[k] = old.merge(e)
+			d.deny[k] = entryOf(old.revocation(r.Kind, r.Value).Merge(r))
 		} else if len(d.deny) < d.maxEntries {
-			d.deny[k] = e
+			d.deny[k] = entryOf(r)
 		} else {
 			full = true
 		}
